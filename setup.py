@@ -1,0 +1,21 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="source-smstools",
+    version="0.1.0",
+    description="Airbyte source connector for the Smstools SMS gateway API.",
+    author="source-smstools developers",
+    license="MIT",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["source_smstools", "source_smstools.*"]),
+    package_data={"source_smstools": ["manifest.yaml", "schemas/*.json"]},
+    install_requires=["airbyte-cdk==7.39.1"],
+    extras_require={
+        "tests": [
+            "pytest==9.2.0",
+            "requests-mock==1.12.1",
+            "hypothesis==6.170.17",
+        ],
+    },
+    entry_points={"console_scripts": ["source-smstools=source_smstools.run:run"]},
+)

@@ -1,0 +1,3 @@
+from source_smstools.source import SourceSmstools
+
+__all__ = ["SourceSmstools"]
