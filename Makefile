@@ -1,0 +1,51 @@
+# The front door. Every target sets up what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= secrets/config.json
+
+.PHONY: help install test soak bench demo sync image clean
+
+help:
+	@echo "make demo   - sync sample conversations from the API emulator into DuckDB (PyAirbyte)"
+	@echo "make test   - unit, integration and acceptance tests (what CI runs)"
+	@echo "make bench  - throughput, requests, concurrency, memory and start-up figures"
+	@echo "make soak   - the long reliability suite (faults, kills, load)"
+	@echo "make sync CONFIG=secrets/config.json - the same sync as the demo, against the real API"
+	@echo "make image  - build airbyte/source-smstools:dev with podman"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Dependencies change rarely: installed once per change of setup.py.
+$(VENV)/.deps: setup.py | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[tests]'
+	$(BIN)/pip uninstall -q -y source-smstools
+	touch $@
+
+# The package itself is installed as users get it (not editable), every time, so the tests see
+# the manifest and schemas exactly as they ship.
+install: $(VENV)/.deps
+	flock $(VENV)/.install.lock $(BIN)/pip install -q --no-deps --force-reinstall .
+
+test: install
+	$(BIN)/python -m pytest
+
+soak: install
+	$(BIN)/python -m pytest -m soak
+
+bench: install
+	$(BIN)/python bench/bench.py
+
+demo: install
+	$(BIN)/python demo/demo.py --emulator
+
+sync: install
+	$(BIN)/python demo/demo.py --config $(CONFIG)
+
+image:
+	bash integration_tests/image.sh build
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
