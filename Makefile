@@ -20,8 +20,7 @@ $(BIN)/python:
 # Dependencies change rarely: installed once per change of setup.py.
 $(VENV)/.deps: setup.py | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[tests]'
-	$(BIN)/pip uninstall -q -y source-smstools
+	$(BIN)/pip install -q '.[tests]'
 	touch $@
 
 # The package itself is installed as users get it (not editable), every time, so the tests see

@@ -1,0 +1,135 @@
+"""Runs the installed `source-smstools` command the way Airbyte does, and reads what it says."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from integration_tests.emulator import CLIENT_ID, CLIENT_SECRET, Emulator
+
+COMMAND = str(Path(sys.executable).with_name("source-smstools"))
+
+
+def config(emulator: Emulator, **overrides: Any) -> dict[str, Any]:
+    """A config for the emulator's conversations, with short retry waits for the tests."""
+    base = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "phone_numbers": ["+" + p for p in emulator.phones()],
+        "base_url": emulator.url,
+        "backoff_factor": 0.05,
+        "read_timeout_seconds": 2,
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def catalog(sync_mode: str = "incremental", stream: str = "conversation") -> dict[str, Any]:
+    return {
+        "streams": [
+            {
+                "stream": {
+                    "name": stream,
+                    "json_schema": {},
+                    "supported_sync_modes": ["full_refresh", "incremental"],
+                },
+                "sync_mode": sync_mode,
+                "destination_sync_mode": "append_dedup" if sync_mode == "incremental" else "overwrite",
+                "cursor_field": ["unixDatetime"] if sync_mode == "incremental" else None,
+                "primary_key": [["id"]],
+            }
+        ]
+    }
+
+
+@dataclass
+class Output:
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m.get("type") == kind]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [m["record"]["data"] for m in self.of_type("RECORD")]
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        return [m["state"] for m in self.of_type("STATE")]
+
+    @property
+    def last_state(self) -> list[dict[str, Any]] | None:
+        """The last state message, as a state file for the next run."""
+        return [self.states[-1]] if self.states else None
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [m["trace"]["error"] for m in self.of_type("TRACE") if m["trace"].get("type") == "ERROR"]
+
+    @property
+    def connection_status(self) -> dict[str, Any]:
+        return self.of_type("CONNECTION_STATUS")[-1]["connectionStatus"]
+
+
+def parse(stdout: str) -> list[dict[str, Any]]:
+    messages = []
+    for line in stdout.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a kill
+        if isinstance(message, dict):
+            messages.append(message)
+    return messages
+
+
+def run(
+    command: str,
+    config: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+    state: Any = None,
+    *args: str,
+    timeout: float = 300,
+    secret: str = CLIENT_SECRET,
+) -> Output:
+    """Runs `source-smstools COMMAND ...` with these files; checks that the secret never shows."""
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [COMMAND, command]
+        for name, content in (("config", config), ("catalog", catalog), ("state", state)):
+            if content is not None:
+                path = Path(tmp, f"{name}.json")
+                path.write_text(content if isinstance(content, str) else json.dumps(content))
+                argv += [f"--{name}", str(path)]
+        proc = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=timeout, cwd=tmp)
+    assert secret not in proc.stdout and secret not in proc.stderr, "the client secret leaked into the output"
+    return Output(proc.returncode, proc.stdout, proc.stderr, parse(proc.stdout))
+
+
+def start(command: str, files: dict[str, Any], tmp: Path) -> subprocess.Popen:
+    """Starts a run in the background (for kill tests); its stdout goes to tmp/out.jsonl."""
+    argv = [COMMAND, command]
+    for name, content in files.items():
+        if content is not None:
+            path = tmp / f"{name}.json"
+            path.write_text(json.dumps(content))
+            argv += [f"--{name}", str(path)]
+    out = open(tmp / "out.jsonl", "w")
+    return subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, cwd=tmp, start_new_session=True)
+
+
+def kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
