@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= secrets/config.json
+DEMO_VENV := .venv-demo
+DEMO_BIN  := $(DEMO_VENV)/bin
 
-.PHONY: help install test soak bench demo sync image clean
+.PHONY: help install test soak bench demo demo-install sync image clean
 
 help:
 	@echo "make demo   - sync sample conversations from the API emulator into DuckDB (PyAirbyte)"
@@ -37,14 +39,25 @@ soak: install
 bench: install
 	$(BIN)/python bench/bench.py
 
-demo: install
-	$(BIN)/python demo/demo.py --emulator
+# PyAirbyte is heavy: it gets a venv of its own, so that `make test` (and CI) stays light.
+$(DEMO_VENV)/.deps: setup.py demo/requirements.txt
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_BIN)/pip install -q --upgrade pip
+	$(DEMO_BIN)/pip install -q -r demo/requirements.txt .
+	touch $@
 
-sync: install
-	$(BIN)/python demo/demo.py --config $(CONFIG)
+# The connector runs as that venv's `source-smstools`, reinstalled each time like `make install`.
+demo-install: $(DEMO_VENV)/.deps
+	flock $(DEMO_VENV)/.install.lock $(DEMO_BIN)/pip install -q --no-deps --force-reinstall .
+
+demo: demo-install
+	$(DEMO_BIN)/python demo/demo.py --emulator
+
+sync: demo-install
+	$(DEMO_BIN)/python demo/demo.py --config $(CONFIG)
 
 image:
 	bash integration_tests/image.sh build
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache
