@@ -1,0 +1,358 @@
+"""The conversation stream end to end: the installed CLI against the emulator, comparing the exact
+records, state and requests."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+import pytest
+
+from integration_tests import cli
+from integration_tests.emulator import CLIENT_SECRET, make_conversation, make_message
+
+DAY = 86_400
+
+
+def expected_id(phone: str, message: dict) -> str:
+    """The id the docs promise: messageId, or a hash of what identifies an inbound message."""
+    if message.get("messageId"):
+        return message["messageId"]
+    key = "\x1f".join(str(message.get(k)) for k in ("direction", "unixDatetime", "sender", "receiver", "message"))
+    return "h" + hashlib.sha256(f"{phone}\x1f{key}".encode()).hexdigest()[:32]
+
+
+def expected_records(emulator, phone: str, since: int | None = None) -> dict[str, dict]:
+    """The records a read must give for `phone`: every message at or after `since`, plus the
+    added fields. Null values are dropped: the CDK's serializer leaves out null keys."""
+    records = {}
+    for message in emulator.conversation(phone):
+        if since is not None and message["unixDatetime"] < since:
+            continue
+        record = {**message, "phone": phone, "id": expected_id(phone, message)}
+        record["datetime_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(message["unixDatetime"]))
+        records[record["id"]] = {k: v for k, v in record.items() if v is not None}
+    return records
+
+
+def by_id(records: list[dict]) -> dict[str, dict]:
+    result = {r["id"]: r for r in records}
+    assert len(result) == len(records), "a record came twice"
+    return result
+
+
+def phones(emulator) -> list[str]:
+    return ["+" + p for p in emulator.phones()]
+
+
+def requests_per_phone(emulator) -> dict[str, int]:
+    return {p: len(emulator.conversation_requests(p)) for p in phones(emulator)}
+
+
+def cursors(state: list[dict]) -> dict[str, int]:
+    stream_state = state[0]["stream"]["stream_state"]
+    return {s["partition"]["phone"]: int(s["cursor"]["unixDatetime"]) for s in stream_state["states"]}
+
+
+def newest(emulator, phone: str) -> int:
+    return max(m["unixDatetime"] for m in emulator.conversation(phone))
+
+
+# -- spec, check, discover -------------------------------------------------------------------
+
+
+def test_spec_lists_the_documented_fields():
+    out = cli.run("spec")
+    spec = out.of_type("SPEC")[0]["spec"]["connectionSpecification"]
+    properties = spec["properties"]
+    assert list(properties) == [
+        "client_id", "client_secret", "phone_numbers", "start_date", "lookback_window_days",
+        "page_size", "num_workers", "base_url",
+    ]
+    assert [properties[p]["order"] for p in properties] == list(range(8))
+    assert set(spec["required"]) >= {"client_id", "client_secret"}
+    assert properties["client_secret"]["airbyte_secret"] is True
+    assert (properties["page_size"]["minimum"], properties["page_size"]["maximum"], properties["page_size"]["default"]) == (1, 2000, 2000)
+    assert properties["lookback_window_days"]["minimum"] == 0 and properties["lookback_window_days"]["default"] == 0
+    assert properties["base_url"]["default"] == "https://api.smsgatewayapi.com"
+    assert all(properties[p].get("title") and properties[p].get("description") for p in properties)
+
+
+def test_discover_describes_the_conversation_stream(emulator):
+    out = cli.run("discover", cli.config(emulator))
+    streams = {s["name"]: s for s in out.of_type("CATALOG")[0]["catalog"]["streams"]}
+    stream = streams["conversation"]
+    assert stream["source_defined_primary_key"] == [["id"]]
+    assert stream["default_cursor_field"] == ["unixDatetime"]
+    assert stream["source_defined_cursor"] is True
+    assert sorted(stream["supported_sync_modes"]) == ["full_refresh", "incremental"]
+    schema = stream["json_schema"]["properties"]
+    assert {"id", "phone", "datetime_utc", "messageId", "file", "unixDatetime", "mine"} <= set(schema)
+    assert emulator.requests == []  # discover needs no API call
+
+
+def test_check_succeeds_with_one_request(emulator):
+    out = cli.run("check", cli.config(emulator))
+    assert out.connection_status["status"] == "SUCCEEDED"
+    assert len(emulator.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "status, body, words",
+    [
+        (401, None, "credentials"),
+        (403, None, "credentials"),
+        (200, None, "refused the credentials"),  # 104 with HTTP 200: a refusal all the same
+        (200, {"error": 1002, "errorMsg": "Too many failed logins"}, "refused the credentials"),
+        (200, {"error": 200, "errorMsg": "IP address not allowed"}, "IP address"),
+    ],
+)
+def test_check_fails_clearly_when_refused(emulator, status, body, words):
+    emulator.auth_error_status = status
+    config = cli.config(emulator)
+    if body is None:
+        config["client_secret"] = "wrong-secret"
+    else:
+        emulator.error = body
+    out = cli.run("check", config)
+    assert out.connection_status["status"] == "FAILED"
+    assert words in out.connection_status["message"]
+
+
+@pytest.mark.parametrize(
+    "body, failure",
+    [
+        (None, "refused the credentials"),
+        ({"error": 1002, "errorMsg": "Too many failed logins"}, "refused the credentials"),
+        ({"error": 200, "errorMsg": "IP address not allowed"}, "IP address"),
+    ],
+)
+def test_read_refused_is_a_config_error(emulator, body, failure):
+    emulator.auth_error_status = 200
+    config = cli.config(emulator)
+    if body is None:
+        config["client_secret"] = "wrong-secret"
+    else:
+        emulator.error = body
+    out = cli.run("read", config, cli.catalog())
+    assert out.records == []
+    assert out.errors, "a refused read must end with an error trace"
+    assert all(e["failure_type"] == "config_error" for e in out.errors[:-1])
+    assert failure in out.errors[0]["message"]
+
+
+# -- full refresh ----------------------------------------------------------------------------
+
+
+def test_full_refresh_reads_every_message_with_the_fewest_requests(emulator):
+    out = cli.run("read", cli.config(emulator), cli.catalog("full_refresh"))
+    assert out.returncode == 0
+    expected = {}
+    for phone in phones(emulator):
+        expected.update(expected_records(emulator, phone))
+    assert by_id(out.records) == expected
+    # ceil(total / 2000) requests per phone: 2500 -> 2, 1900 -> 1, 40 -> 1
+    assert requests_per_phone(emulator) == {p: math.ceil(len(emulator.conversation(p)) / 2000) for p in phones(emulator)}
+    pages = [(r["phone"], r["query"].get("page", "1"), r["query"]["limit"]) for r in emulator.conversation_requests()]
+    assert sorted(pages) == sorted([("393331000000", "1", "2000"), ("393331000000", "2", "2000"), ("393331000001", "1", "2000"), ("393331000002", "1", "2000")])
+
+
+def test_no_request_for_a_trailing_empty_page(emulator):
+    emulator.set_conversation("+393331000000", make_conversation("+393331000000", 4000, seed=1))
+    out = cli.run("read", cli.config(emulator, phone_numbers=["+393331000000"]), cli.catalog("full_refresh"))
+    assert len(out.records) == 4000
+    assert len(emulator.conversation_requests()) == 2
+
+
+def test_page_size_sets_the_limit(emulator):
+    config = cli.config(emulator, phone_numbers=["+393331000000"], page_size=300)
+    out = cli.run("read", config, cli.catalog("full_refresh"))
+    assert by_id(out.records) == expected_records(emulator, "+393331000000")
+    requests = emulator.conversation_requests()
+    assert len(requests) == math.ceil(2500 / 300)
+    assert {r["limit"] for r in requests} == {300}
+    assert sorted(r["page"] for r in requests) == list(range(1, 10))
+
+
+def test_records_have_the_added_fields_and_pass_unknown_ones_through(emulator):
+    phone = "+393331000002"
+    messages = [
+        {**make_message(phone, 1_700_000_300, __import__("random").Random(1), 1), "direction": "inbound", "messageId": None,
+         "file": [{"name": "a.jpg", "image": "https://x/a.jpg", "mime": "image/jpeg"}], "channel": "whatsapp"},
+        {**make_message(phone, 1_700_000_200, __import__("random").Random(2), 2), "messageId": "m-2",
+         "file": {"name": "b.pdf", "image": "https://x/b.pdf", "mime": "application/pdf"}, "mine": False},
+        {**make_message(phone, 1_700_000_100, __import__("random").Random(3), 3), "messageId": "m-3", "file": None},
+    ]
+    messages[2].pop("mine", None)
+    emulator.set_conversation(phone, messages)
+    out = cli.run("read", cli.config(emulator, phone_numbers=["393331000002"]), cli.catalog())
+    records = out.records
+    assert [r["phone"] for r in records] == ["393331000002"] * 3  # a string, as configured
+    assert records[0]["id"] == expected_id("393331000002", messages[0]) and records[0]["id"].startswith("h")
+    assert records[0]["file"] == messages[0]["file"] and records[0]["channel"] == "whatsapp"
+    assert records[1]["id"] == "m-2" and records[1]["file"] == messages[1]["file"] and records[1]["mine"] is False
+    assert "mine" not in records[2] and "file" not in records[2]
+    assert [r["datetime_utc"] for r in records] == ["2023-11-14T22:18:20Z", "2023-11-14T22:16:40Z", "2023-11-14T22:15:00Z"]
+
+
+def test_inbound_ids_are_stable_across_versions():
+    # Changing this hash would duplicate every inbound message in users' warehouses.
+    message = {"messageId": None, "direction": "inbound", "unixDatetime": 1749113086, "sender": "32470123456",
+               "receiver": "Smstools", "message": "Ciao!"}
+    assert expected_id("+32470123456", message) == "h" + hashlib.sha256(
+        "+32470123456\x1finbound\x1f1749113086\x1f32470123456\x1fSmstools\x1fCiao!".encode()).hexdigest()[:32]
+    from source_smstools.components import message_id
+
+    assert message_id("+32470123456", message) == expected_id("+32470123456", message)
+
+
+# -- incremental -----------------------------------------------------------------------------
+
+
+def test_incremental_state_is_per_phone_and_a_second_sync_makes_one_request_per_phone(emulator):
+    config = cli.config(emulator)
+    first = cli.run("read", config, cli.catalog())
+    assert len(first.records) == 2500 + 1900 + 40
+    assert cursors(first.last_state) == {p: newest(emulator, p) for p in phones(emulator)}
+
+    emulator.clear_requests()
+    second = cli.run("read", config, cli.catalog(), first.last_state)
+    # the inclusive cursor re-reads the newest message of each phone, nothing else
+    assert sorted(r["unixDatetime"] for r in second.records) == sorted(newest(emulator, p) for p in phones(emulator))
+    assert requests_per_phone(emulator) == {p: 1 for p in phones(emulator)}
+    assert cursors(second.last_state) == cursors(first.last_state)
+
+
+def test_incremental_fetches_only_new_messages_and_stops_at_the_cursor(emulator):
+    a, b, c = phones(emulator)
+    config = cli.config(emulator)
+    first = cli.run("read", config, cli.catalog())
+    before = {p: newest(emulator, p) for p in (a, b, c)}
+
+    rng = __import__("random").Random(5)
+    emulator.add_messages(a, [make_message(a, before[a] + 60 * i, rng, 10_000 + i) for i in range(1, 6)])
+    emulator.add_messages(b, [make_message(b, before[b] + 10 * i, rng, 20_000 + i) for i in range(1, 2501)])
+    emulator.clear_requests()
+
+    second = cli.run("read", config, cli.catalog(), first.last_state)
+    expected = {}
+    for p in (a, b, c):
+        expected.update(expected_records(emulator, p, since=before[p]))
+    assert by_id(second.records) == expected
+    assert len(second.records) == 5 + 2500 + 3  # the new ones, and each phone's boundary message
+    # a: 5 new fit one page; b: 2500 new span two pages, the second reaches the cursor; c: one
+    assert requests_per_phone(emulator) == {a: 1, b: 2, c: 1}
+    assert cursors(second.last_state) == {p: newest(emulator, p) for p in (a, b, c)}
+
+
+def test_start_date_skips_older_messages_and_stops_paging(emulator):
+    a = "+393331000000"
+    messages = emulator.conversation(a)
+    start = messages[700]["unixDatetime"]  # newest first: 701 messages are at or after it
+    start_date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))
+    config = cli.config(emulator, phone_numbers=[a], start_date=start_date, page_size=500)
+    out = cli.run("read", config, cli.catalog())
+    assert by_id(out.records) == expected_records(emulator, a, since=start)
+    assert len(out.records) == 701
+    assert len(emulator.conversation_requests()) == 2  # of the 5 pages, the second reaches start_date
+
+    full_refresh = cli.run("read", config, cli.catalog("full_refresh"))
+    assert by_id(full_refresh.records) == expected_records(emulator, a, since=start)
+
+
+def test_a_phone_added_later_gets_its_whole_history(emulator):
+    a, b, c = phones(emulator)
+    first = cli.run("read", cli.config(emulator, phone_numbers=[a, b]), cli.catalog())
+    assert set(cursors(first.last_state)) == {a, b}
+
+    emulator.clear_requests()
+    second = cli.run("read", cli.config(emulator, phone_numbers=[a, b, c]), cli.catalog(), first.last_state)
+    records = by_id(second.records)
+    assert {k: v for k, v in records.items() if v["phone"] == c} == expected_records(emulator, c)
+    assert sorted(r["unixDatetime"] for r in records.values() if r["phone"] != c) == sorted([newest(emulator, a), newest(emulator, b)])
+    assert cursors(second.last_state) == {p: newest(emulator, p) for p in (a, b, c)}
+
+
+def test_lookback_re_reads_recent_days_so_status_changes_arrive(emulator):
+    a = "+393331000000"
+    config = cli.config(emulator, phone_numbers=[a], lookback_window_days=2, page_size=20)
+    first = cli.run("read", config, cli.catalog())
+    cursor = newest(emulator, a)
+
+    # a message sent a day before the cursor gets delivered after the first sync
+    messages = emulator.conversation(a)
+    changed = next(m for m in messages if m["unixDatetime"] < cursor - DAY and m["direction"] == "outbound")
+    changed["deliveryStatus"] = "DELIVERED" if changed["deliveryStatus"] != "DELIVERED" else "FAILED"
+    emulator.set_conversation(a, messages)
+    emulator.clear_requests()
+
+    second = cli.run("read", config, cli.catalog(), first.last_state)
+    assert by_id(second.records) == expected_records(emulator, a, since=cursor - 2 * DAY)
+    assert by_id(second.records)[changed["messageId"]]["deliveryStatus"] == changed["deliveryStatus"]
+    # 2 days at about one message an hour: 49 or so messages, 3 pages of 20, not the 125 pages of the history
+    assert len(emulator.conversation_requests()) == math.ceil(len(second.records) / 20)
+
+
+def test_a_sync_that_fails_midway_resumes_without_losing_messages(emulator):
+    a, b, c = phones(emulator)
+    config = cli.config(emulator, page_size=500, num_workers=1)
+    # page 3 of every phone fails for good: phone a (5 pages) and b (4 pages) stop midway
+    emulator.set_faults(rate=1.0, kinds=("503",), pages=(3,))
+    failed = cli.run("read", config, cli.catalog())
+    assert failed.errors
+    assert failed.returncode != 0
+
+    emulator.set_faults()
+    resumed = cli.run("read", config, cli.catalog(), failed.last_state)
+    assert resumed.returncode == 0
+    union = by_id(failed.records) | {r["id"]: r for r in resumed.records}
+    expected = {}
+    for p in (a, b, c):
+        expected.update(expected_records(emulator, p))
+    assert union == expected
+
+
+@pytest.mark.parametrize("kind", ["429", "500", "502", "503", "504", "error_105", "reset", "timeout", "truncated", "non_json", "html"])
+def test_transient_faults_are_retried_and_nothing_is_lost(emulator, kind):
+    emulator.set_faults(rate=0.5, kinds=(kind,), count=3, seed=11, timeout_seconds=3)
+    config = cli.config(emulator, page_size=400)
+    out = cli.run("read", config, cli.catalog())
+    assert out.returncode == 0, out.errors
+    expected = {}
+    for p in phones(emulator):
+        expected.update(expected_records(emulator, p))
+    assert by_id(out.records) == expected
+    assert sum(emulator.faults.injected.values()) == 3
+    pages = sum(math.ceil(len(emulator.conversation(p)) / 400) for p in phones(emulator))
+    assert len(emulator.conversation_requests()) == pages + 3  # one retry per fault
+
+
+def test_retry_after_is_honoured(emulator):
+    emulator.set_faults(rate=1.0, kinds=("429",), count=1, retry_after=2)
+    out = cli.run("read", cli.config(emulator, phone_numbers=["+393331000002"]), cli.catalog())
+    assert len(out.records) == 40
+    limited, retried = emulator.conversation_requests()
+    assert limited["status"] == 429 and retried["status"] == 200
+    assert retried["time"] - limited["time"] >= 2
+
+
+# -- bad configuration -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["12ab34", "+12345", "1234567890123456", "+39 333 1234567"])
+def test_a_malformed_phone_number_is_refused_by_name(emulator, bad):
+    config = cli.config(emulator, phone_numbers=["+393331000000", bad])
+    for command, catalog in (("check", None), ("read", cli.catalog())):
+        out = cli.run(command, config, catalog)
+        text = out.connection_status.get("message", "") if command == "check" else " ".join(e["message"] for e in out.errors)
+        assert bad in text
+    assert emulator.requests == []
+
+
+def test_the_secret_stays_out_of_debug_output(emulator):
+    config = cli.config(emulator, phone_numbers=["+393331000002"])
+    out = cli.run("read", config, cli.catalog(), None, "--debug")
+    assert len(out.records) == 40
+    assert "X-Client-Secret" in out.stdout + out.stderr  # the header is logged, masked
+    assert CLIENT_SECRET not in out.stdout + out.stderr
