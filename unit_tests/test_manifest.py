@@ -1,0 +1,102 @@
+"""Each behaviour of the manifest, in-process, with the CDK's HttpMocker."""
+
+import json
+from unittest import TestCase
+
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.catalog_builder import CatalogBuilder
+from airbyte_cdk.test.entrypoint_wrapper import read
+from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
+from airbyte_cdk.test.state_builder import StateBuilder
+
+from source_smstools import SourceSmstools
+
+BASE = "https://api.example.test"
+PHONE = "+393331234567"
+CONFIG = {"client_id": "id-1", "client_secret": "secret-1", "phone_numbers": [PHONE], "base_url": BASE,
+          "page_size": 2, "backoff_factor": 0.01}
+HEADERS = {"X-Client-Id": "id-1", "X-Client-Secret": "secret-1"}
+
+
+def message(ts, **extra):
+    return {"messageId": f"m{ts}", "direction": "outbound", "sender": "Smstools", "receiver": PHONE[1:], "message": "ciao",
+            "file": None, "datetime": "x", "unixDatetime": ts, "deliveryStatus": "DELIVERED", **extra}
+
+
+def page(number, total, *timestamps, limit=2):
+    body = {"total": total, "shown": len(timestamps), "page": number, "limit": limit, "conversation": [message(t) for t in timestamps]}
+    return HttpResponse(json.dumps(body), 200)
+
+
+def request(page=None, limit=2):
+    params = {"limit": str(limit)}
+    if page is not None:
+        params["page"] = str(page)
+    return HttpRequest(f"{BASE}/v1/conversation/393331234567", query_params=params, headers=HEADERS)
+
+
+def run(config=CONFIG, sync_mode=SyncMode.full_refresh, state=None):
+    catalog = CatalogBuilder().with_stream("conversation", sync_mode).build()
+    state = StateBuilder().with_stream_state("conversation", state).build() if state is not None else None
+    return read(SourceSmstools(catalog=catalog, config=config, state=state), config, catalog, state)
+
+
+class ManifestTest(TestCase):
+    @HttpMocker()
+    def test_pages_follow_total_and_stop_without_an_empty_page(self, http_mocker):
+        # the '+' is not part of the path; the headers carry the credentials
+        http_mocker.get(request(), page(1, 4, 40, 30))
+        http_mocker.get(request(2), page(2, 4, 20, 10))
+        output = run()
+        assert [r.record.data["unixDatetime"] for r in output.records] == [40, 30, 20, 10]
+        assert [r.record.data["phone"] for r in output.records] == [PHONE] * 4
+
+    @HttpMocker()
+    def test_an_error_body_with_http_200_fails_as_a_config_error(self, http_mocker):
+        http_mocker.get(request(), HttpResponse(json.dumps({"error": 104, "errorMsg": "Invalid credentials"}), 200))
+        output = run()
+        assert output.records == []
+        assert output.errors[0].trace.error.failure_type.value == "config_error"
+        assert "refused the credentials (error 104: Invalid credentials)" in output.errors[0].trace.error.message
+
+    @HttpMocker()
+    def test_a_broken_answer_is_retried_not_read_as_an_empty_page(self, http_mocker):
+        http_mocker.get(request(), [
+            HttpResponse('{"total": 3, "shown": 2, "page": 1, "conv', 200),
+            HttpResponse("<html>502 Bad Gateway</html>", 200),
+            HttpResponse(json.dumps({"total": 3}), 200),
+            page(1, 3, 30, 20),
+        ])
+        http_mocker.get(request(2), page(2, 3, 10))
+        output = run()
+        assert [r.record.data["unixDatetime"] for r in output.records] == [30, 20, 10]
+
+    @HttpMocker()
+    def test_server_error_105_is_retried(self, http_mocker):
+        http_mocker.get(request(), [HttpResponse(json.dumps({"error": 105, "errorMsg": "Server error"}), 200), page(1, 1, 30)])
+        assert [r.record.data["unixDatetime"] for r in run().records] == [30]
+
+    @HttpMocker()
+    def test_incremental_stops_paging_at_the_cursor(self, http_mocker):
+        # page 2 reaches the cursor (25): page 3 is never asked for
+        http_mocker.get(request(), page(1, 6, 50, 40))
+        http_mocker.get(request(2), page(2, 6, 30, 20))
+        state = {"use_global_cursor": False, "states": [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": "25"}}]}
+        output = run(sync_mode=SyncMode.incremental, state=state)
+        assert [r.record.data["unixDatetime"] for r in output.records] == [50, 40, 30]
+        final = output.state_messages[-1].state.stream.stream_state.__dict__
+        assert final["states"] == [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": "50"}}]
+
+    @HttpMocker()
+    def test_without_lookback_one_page_reaches_the_cursor(self, http_mocker):
+        http_mocker.get(request(), page(1, 6, 50, 40))
+        state = {"use_global_cursor": False, "states": [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": str(25 + 86_400)}}]}
+        assert run(sync_mode=SyncMode.incremental, state=state).records == []
+
+    @HttpMocker()
+    def test_lookback_reads_back_that_many_days_before_the_cursor(self, http_mocker):
+        http_mocker.get(request(), page(1, 6, 50, 40))
+        http_mocker.get(request(2), page(2, 6, 30, 20))
+        state = {"use_global_cursor": False, "states": [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": str(25 + 86_400)}}]}
+        output = run(config={**CONFIG, "lookback_window_days": 1}, sync_mode=SyncMode.incremental, state=state)
+        assert [r.record.data["unixDatetime"] for r in output.records] == [50, 40, 30]
