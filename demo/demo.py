@@ -5,8 +5,9 @@
 
 Both write to one DuckDB file, .cache/smstools.duckdb, each in its own schema, so sample data never
 mixes with real data: the demo in schema `demo` (emptied at each demo run, so it always starts
-from a first sync), the real API in schema `smstools` (kept: each `make sync` goes on from the
-state PyAirbyte saved in that schema, per phone).
+from a first sync), the real API in DuckDB's default schema `main` (kept: each `make sync` goes on
+from the state PyAirbyte saved in that schema, per phone). PyAirbyte keeps its state and catalog
+beside the data, in the tables `_airbyte_state` and `_airbyte_streams` of the same schema.
 
 Run it with the Python of the demo virtualenv (.venv-demo, made by `make demo`): PyAirbyte and the
 connector are installed there, and the connector runs as that venv's `source-smstools` command.
@@ -57,7 +58,7 @@ SQLTypeConverter.to_sql_type = _json_for_array_or_object
 
 DB_PATH = ROOT / ".cache" / "smstools.duckdb"
 DEMO_SCHEMA = "demo"
-REAL_SCHEMA = "smstools"
+REAL_SCHEMA = "main"  # not "smstools": DuckDB names the file's catalog so, and refuses the ambiguity
 STREAM = "conversation"
 SOURCE = "source-smstools"
 CONNECTOR = Path(sys.executable).with_name("source-smstools")
@@ -296,10 +297,15 @@ def main() -> None:
     mode.add_argument("--emulator", action="store_true", help="sync sample conversations from the API emulator")
     mode.add_argument("--config", type=Path, metavar="FILE", help="sync the real API with this config file")
     args = parser.parse_args()
-    if args.emulator:
-        run_emulator_demo()
-    else:
-        run_real_sync(args.config)
+    try:
+        if args.emulator:
+            run_emulator_demo()
+        else:
+            run_real_sync(args.config)
+    except ab.exceptions.PyAirbyteError as error:
+        # The connector's own ERROR lines above say what went wrong; PyAirbyte's error adds where
+        # its log is. Nothing of the sync so far is lost: the next run goes on from the saved state.
+        sys.exit(f"\nThe sync failed. {error}")
 
 
 if __name__ == "__main__":
