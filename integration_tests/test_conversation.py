@@ -356,3 +356,27 @@ def test_the_secret_stays_out_of_debug_output(emulator):
     assert len(out.records) == 40
     assert "X-Client-Secret" in out.stdout + out.stderr  # the header is logged, masked
     assert CLIENT_SECRET not in out.stdout + out.stderr
+
+
+def test_a_killed_sync_resumes_from_its_last_state_without_losing_messages(emulator, tmp_path):
+    a, b, c = phones(emulator)
+    config = cli.config(emulator, page_size=200, num_workers=1)
+    emulator.latency = 0.05  # slow enough to be killed half-way
+    proc = cli.start("read", {"config": config, "catalog": cli.catalog()}, tmp_path)
+    deadline = time.time() + 60
+    while len(emulator.conversation_requests()) < 12 and time.time() < deadline:
+        time.sleep(0.02)
+    cli.kill(proc)
+    killed = cli.parse((tmp_path / "out.jsonl").read_text())
+    killed_records = [m["record"]["data"] for m in killed if m["type"] == "RECORD"]
+    killed_states = [m["state"] for m in killed if m["type"] == "STATE"]
+    assert 0 < len(killed_records) < 2500 + 1900 + 40
+
+    emulator.latency = 0
+    resumed = cli.run("read", config, cli.catalog(), killed_states[-1:] or None)
+    assert resumed.returncode == 0
+    union = {r["id"]: r for r in killed_records} | by_id(resumed.records)
+    expected = {}
+    for p in (a, b, c):
+        expected.update(expected_records(emulator, p))
+    assert union == expected
