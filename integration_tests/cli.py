@@ -83,7 +83,9 @@ class Output:
 
 def parse(stdout: str) -> list[dict[str, Any]]:
     messages = []
-    for line in stdout.splitlines():
+    # "\n" only, as Airbyte reads them: splitlines() also cuts at U+2028, U+0085 and other
+    # characters a message text may carry unescaped, and would drop that record unseen.
+    for line in stdout.split("\n"):
         try:
             message = json.loads(line)
         except ValueError:
