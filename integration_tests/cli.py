@@ -31,22 +31,44 @@ def config(emulator: Emulator, **overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def catalog(sync_mode: str = "incremental", stream: str = "conversation") -> dict[str, Any]:
-    return {
-        "streams": [
-            {
-                "stream": {
-                    "name": stream,
-                    "json_schema": {},
-                    "supported_sync_modes": ["full_refresh", "incremental"],
-                },
-                "sync_mode": sync_mode,
-                "destination_sync_mode": "append_dedup" if sync_mode == "incremental" else "overwrite",
-                "cursor_field": ["unixDatetime"] if sync_mode == "incremental" else None,
-                "primary_key": [["id"]],
-            }
-        ]
-    }
+# each stream's cursor (None: full refresh only) and primary key, as `discover` gives them
+STREAMS: dict[str, tuple[list[str] | None, list[list[str]] | None]] = {
+    "conversation": (["unixDatetime"], [["id"]]),
+    "contacts": (None, [["ID"]]),
+    "groups": (None, [["ID"]]),
+    "inbox": (["date"], [["ID"]]),
+    "outbox": (None, [["ID"]]),
+    "message_log": (["date"], [["ID"]]),
+    "optouts": (["date"], [["number"]]),
+    "message_templates": (None, [["ID"]]),
+    "sender_ids": (None, [["ID"]]),
+    "virtual_numbers": (None, [["ID"]]),
+    "balance": (None, None),
+    "statistics": (["month_start"], [["year"], ["month"]]),
+}
+
+
+def catalog(sync_mode: str = "incremental", stream: str | list[str] = "conversation") -> dict[str, Any]:
+    """A configured catalog of `stream` (a name or a list of names); a stream without a cursor is
+    always full refresh."""
+    entries = []
+    for name in [stream] if isinstance(stream, str) else stream:
+        cursor, key = STREAMS[name]
+        mode = sync_mode if cursor else "full_refresh"
+        entry: dict[str, Any] = {
+            "stream": {
+                "name": name,
+                "json_schema": {},
+                "supported_sync_modes": ["full_refresh", "incremental"] if cursor else ["full_refresh"],
+            },
+            "sync_mode": mode,
+            "destination_sync_mode": "append_dedup" if mode == "incremental" and key else ("append" if mode == "incremental" else "overwrite"),
+            "cursor_field": cursor if mode == "incremental" else None,
+        }
+        if key:
+            entry["primary_key"] = key
+        entries.append(entry)
+    return {"streams": entries}
 
 
 @dataclass

@@ -5,13 +5,25 @@ from __future__ import annotations
 import calendar
 import hashlib
 import logging
+import re
 import time
 from dataclasses import InitVar, dataclass
-from typing import Any, Mapping, MutableMapping, Optional
+from typing import Any, Iterable, Mapping, MutableMapping, Optional, Union
+from urllib.parse import parse_qs, urlsplit
 
+import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
+from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
+from airbyte_cdk.sources.declarative.partition_routers.substream_partition_router import (
+    SubstreamPartitionRouter,
+)
+from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
+    ErrorResolution,
+    ResponseAction,
+)
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -72,6 +84,10 @@ class PerPhoneState(StateMigration):
     the configuration later would skip its whole history. Dropping the global cursor (and the
     lookback kept beside it) makes such a phone start from `start_date` instead.
     """
+
+    # The CDK passes a custom component only the arguments its class annotates: without this
+    # line the migration never sees the config.
+    config: Optional[Config]
 
     def __init__(self, config: Optional[Config] = None, **kwargs: Any) -> None:
         start_date = (config or {}).get("start_date")
@@ -142,3 +158,147 @@ def _bad_state(reason: str) -> AirbyteTracedException:
         "Reset the stream's state (or pass none) to sync from the start date.",
         failure_type=FailureType.config_error,
     )
+
+
+# -- phones found in the account --------------------------------------------------------------
+
+PHONE_SOURCES = ("contacts", "inbox", "message_log")
+_INTERNATIONAL_ZERO = re.compile(r"\(0\)")  # "+44 (0)20 ...": the trunk zero is not dialled from abroad
+_SEPARATORS = re.compile(r"[\s\-./()\u00a0]")
+_DIGITS = re.compile(r"[0-9]{6,15}")
+
+
+def normalize_phone(value: Any) -> Optional[str]:
+    """A phone number in the one form the connector keys conversations by: its digits, country
+    code included, without '+' or '00' in front (`+39 333-123 4567` and `0039 3331234567` both
+    become `393331234567`). None for a value that is not a phone number (empty, a name, a short
+    code): 6 to 15 digits, as the API's numbers are. A national number (no country code) keeps
+    its digits as written: its country cannot be known."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if text.startswith("+") or text.startswith("00"):
+        text = _INTERNATIONAL_ZERO.sub("", text)
+    text = _SEPARATORS.sub("", text)
+    if text.startswith("+"):
+        text = text[1:]
+    elif text.startswith("00"):
+        text = text[2:]
+    return text if _DIGITS.fullmatch(text) else None
+
+
+@dataclass
+class PhonePartitionRouter(PartitionRouter):
+    """The conversation stream's partitions, one per phone: the configured `phone_numbers` as given,
+    or, when there are none, every phone found in the sources `phone_sources` names (contacts,
+    inbox, message log), normalised by `normalize_phone` and each read once.
+
+    `discovery` is a SubstreamPartitionRouter over the contacts, inbox and message log streams
+    (the CDK pages and retries them); this class only picks its sources, normalises and
+    deduplicates. It keeps no parent state: every sync reads the sources whole, so that a phone
+    that appears between syncs is found whatever its dates, and a known one goes on from its own
+    cursor.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    discovery: Optional[SubstreamPartitionRouter] = None
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.found: dict[str, int] = {}  # source -> phones it added (for the log and the tests)
+
+    def _listed(self) -> list[str]:
+        return list(self.config.get("phone_numbers") or [])
+
+    def stream_slices(self) -> Iterable[StreamSlice]:
+        listed = self._listed()
+        if listed:
+            for phone in dict.fromkeys(listed):
+                yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+            return
+        if self.discovery is None:
+            return
+        chosen = self.config.get("phone_sources") or list(PHONE_SOURCES)
+        seen: set[str] = set()
+        rejected = 0
+        for parent in self.discovery.parent_stream_configs:
+            name = parent.stream.name
+            if name not in chosen:
+                continue
+            one = SubstreamPartitionRouter(parent_stream_configs=[parent], config=self.config, parameters={})
+            added = 0
+            for found in one.stream_slices():
+                phone = normalize_phone(found.partition.get("phone"))
+                if phone is None:
+                    rejected += 1
+                elif phone not in seen:
+                    seen.add(phone)
+                    added += 1
+                    yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+            self.found[name] = added
+            logger.info(f"Phone discovery: {added} new phone numbers from {name}.")
+        logger.info(
+            f"Phone discovery: {len(seen)} phone numbers from {', '.join(chosen)}"
+            + (f"; left out {rejected} value(s) that are not phone numbers." if rejected else ".")
+        )
+
+    def get_stream_state(self) -> Optional[Mapping[str, StreamState]]:
+        return None  # the sources are read whole every sync: no parent state to keep
+
+    def get_request_params(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        return {}
+
+    def get_request_headers(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        return {}
+
+    def get_request_body_data(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        return {}
+
+    def get_request_body_json(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        return {}
+
+
+# -- endpoints an account may not use ---------------------------------------------------------
+
+
+@dataclass
+class SkipUnavailableStream(DefaultErrorHandler):
+    """The error handler of the account's streams other than `conversation`.
+
+    Its filters mark an endpoint the account may not use (HTTP 403, or an error body the API gives
+    no other meaning) as IGNORE: the stream ends without records and the sync goes on. The CDK
+    logs an ignored response at INFO only; this says it as a warning, once per stream. The same
+    answer after the first page is no missing permission but a failure half-way: ignored, it would
+    end the paging and silently lose the rest, so it fails instead.
+    """
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__post_init__(parameters)
+        self._warned = False
+
+    def interpret_response(
+        self, response_or_exception: Optional[Union[requests.Response, Exception]]
+    ) -> ErrorResolution:
+        resolution = super().interpret_response(response_or_exception)
+        if resolution.response_action != ResponseAction.IGNORE:
+            return resolution
+        page = _page_of(response_or_exception)
+        if page > 1:
+            return ErrorResolution(
+                response_action=ResponseAction.FAIL,
+                failure_type=FailureType.system_error,
+                error_message=f"{resolution.error_message} It came on page {page}, after pages that were read: "
+                "failing rather than losing the rest.",
+            )
+        if not self._warned:
+            self._warned = True
+            logger.warning(resolution.error_message)
+        return resolution
+
+
+def _page_of(response: Any) -> int:
+    try:
+        values = parse_qs(urlsplit(response.request.url).query).get("page") or ["1"]
+        return int(values[-1])
+    except (AttributeError, TypeError, ValueError):
+        return 1
