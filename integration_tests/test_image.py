@@ -126,7 +126,7 @@ def test_image_spec(podman_env):
 
 
 @pytest.mark.image
-def test_image_check_and_read(podman_env, emulator, tmp_path):
+def test_image_check_discover_read(podman_env, emulator, tmp_path):
     secrets, data = tmp_path / "secrets", tmp_path / "data"
     secrets.mkdir()
     data.mkdir()
@@ -137,6 +137,16 @@ def test_image_check_and_read(podman_env, emulator, tmp_path):
     proc, messages = podman_run(podman_env, "check", "--config", "/secrets/config.json", mounts=mounts)
     assert proc.returncode == 0, proc.stderr
     assert of_type(messages, "CONNECTION_STATUS")[-1]["connectionStatus"]["status"] == "SUCCEEDED"
+
+    proc, messages = podman_run(podman_env, "discover", "--config", "/secrets/config.json", mounts=mounts)
+    assert proc.returncode == 0, proc.stderr
+    streams = {s["name"]: s for s in of_type(messages, "CATALOG")[-1]["catalog"]["streams"]}
+    conversation = streams["conversation"]
+    schema = json.loads((ROOT / "source_smstools/schemas/conversation.json").read_text())
+    assert conversation["json_schema"]["properties"].keys() == schema["properties"].keys()  # $refs come resolved
+    assert conversation["supported_sync_modes"] == ["full_refresh", "incremental"]
+    assert conversation["default_cursor_field"] == ["unixDatetime"]
+    assert conversation["source_defined_primary_key"] == [["id"]]
 
     proc, messages = podman_run(
         podman_env, "read", "--config", "/secrets/config.json", "--catalog", "/data/catalog.json", mounts=mounts
