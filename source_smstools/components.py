@@ -302,3 +302,78 @@ def _page_of(response: Any) -> int:
         return int(values[-1])
     except (AttributeError, TypeError, ValueError):
         return 1
+
+
+# -- errors that say where they happened ------------------------------------------------------
+
+
+@dataclass
+class ConversationErrorHandler(DefaultErrorHandler):
+    """The conversation stream's error handler: every error it resolves names the phone and the page.
+
+    The CDK ends a request that keeps failing with "Exhausted available request attempts ...
+    Exception: <the last error message>", and its error-message templates see neither the page (the
+    query string is removed from `request_url`) nor a connection that failed before any answer
+    (reset, timeout, truncated body). Saying it here puts the phone, the page and the cause in the
+    error trace of every failure, whichever way it ends.
+
+    The last allowed attempt of a request that keeps failing is answered FAIL with that message:
+    left to the CDK, a 429 that never clears ends as a bare "API rate limit exceeded.".
+    """
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__post_init__(parameters)
+        # failed attempts per request; one that recovers leaves its entry (one small entry per fault)
+        self._failed_attempts: dict[requests.PreparedRequest, int] = {}
+
+    def interpret_response(
+        self, response_or_exception: Optional[Union[requests.Response, Exception]]
+    ) -> ErrorResolution:
+        resolution = super().interpret_response(response_or_exception)
+        if resolution.response_action == ResponseAction.SUCCESS:
+            return resolution
+        request = _request_of(response_or_exception)
+        if request is None:
+            return resolution
+        message = f"{_where(request, response_or_exception)}: {resolution.error_message}"
+        if resolution.response_action not in (ResponseAction.RETRY, ResponseAction.RATE_LIMITED):
+            return ErrorResolution(resolution.response_action, resolution.failure_type, message)
+        # the HttpClient gives up after max_retries + 1 attempts of the same request
+        attempts = self._failed_attempts[request] = self._failed_attempts.get(request, 0) + 1
+        if attempts <= (self.max_retries or 0):
+            return ErrorResolution(resolution.response_action, resolution.failure_type, message)
+        del self._failed_attempts[request]
+        return ErrorResolution(
+            response_action=ResponseAction.FAIL,
+            failure_type=FailureType.transient_error,
+            error_message=f"{message}; gave up after {attempts} attempts.",
+        )
+
+
+def _request_of(response_or_exception: Any) -> Optional[requests.PreparedRequest]:
+    request = getattr(response_or_exception, "request", None)
+    if request is None and isinstance(response_or_exception, Exception):
+        request = _request_in_traceback(response_or_exception)
+    return request if isinstance(getattr(request, "url", None), str) else None
+
+
+def _where(request: requests.PreparedRequest, response_or_exception: Any) -> str:
+    """"Phone 393331234567, page 3 (HTTP 503)" for a conversation request, from its URL."""
+    parts = urlsplit(request.url)
+    phone = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    page = (parse_qs(parts.query).get("page") or ["1"])[-1]  # the first request carries no page
+    status = getattr(response_or_exception, "status_code", None)
+    return f"Phone {phone}, page {page}" + (f" (HTTP {status})" if status else "")
+
+
+def _request_in_traceback(error: Exception) -> Optional[requests.PreparedRequest]:
+    # An answer cut short raises ChunkedEncodingError while `requests` reads the body, and that
+    # exception carries no request; the frames it was raised through (Session.send) still hold it.
+    trace = error.__traceback__
+    while trace is not None:
+        for value in trace.tb_frame.f_locals.values():
+            if isinstance(value, requests.PreparedRequest):
+                return value
+        trace = trace.tb_next
+    return None
+
