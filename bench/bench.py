@@ -1,0 +1,495 @@
+"""`make bench`: throughput, requests, concurrency, memory and start-up of the connector.
+
+The API emulator runs in its own processes; every measured command runs as its own subprocess,
+exactly as Airbyte runs the connector. Our machines are small and shared, so every figure is
+taken side by side in the same run, the runs interleaved (a burst of load from elsewhere hits all
+the commands alike), and the table quotes medians and ratios, never a lone time.
+
+    python bench/bench.py              # prints the table and refreshes BENCHMARKS.md
+    python bench/bench.py --quick      # tiny sizes, one run: checks that every scenario works
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+CONNECTOR = str(Path(PYTHON).with_name("source-smstools"))
+FLOOR = [PYTHON, str(ROOT / "bench" / "floor.py")]
+BARE = [PYTHON, str(ROOT / "bench" / "bare.py")]
+CLIENT = {"client_id": "emulator-client", "client_secret": "emulator-secret-5f3c9a"}
+PAGE = 2000
+RECORD = b'{"type":"RECORD"'
+MARKERS = ("<!-- bench:begin -->", "<!-- bench:end -->")
+
+
+@dataclass
+class Sizes:
+    throughput: int = 200_000
+    memory: tuple[int, int] = (10_000, 300_000)
+    requests: tuple[int, ...] = (4_001, 2_000, 1_999, 40)
+    new_messages: int = 3
+    phones: int = 60
+    latency_ms: int = 500
+    workers: tuple[int, int] = (2, 10)
+    runs: int = 3
+
+
+QUICK = Sizes(
+    throughput=5_000, memory=(1_000, 6_000), requests=(4_001, 2_000, 40), phones=6, latency_ms=100, runs=1
+)
+
+
+def phone(n: int) -> str:
+    return f"+39333{2000000 + n:07d}"
+
+
+# -- processes --------------------------------------------------------------------------------
+class Emulator:
+    """`python -m integration_tests.emulator` in its own process, driven over HTTP."""
+
+    def __init__(self, conversations: dict[str, int], latency_ms: int = 0) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        argv = [PYTHON, "-m", "integration_tests.emulator", "--port", str(port), "--phones", "0"]
+        for number, count in conversations.items():
+            argv += ["--conversation", f"{number}={count}"]
+        if latency_ms:
+            argv += ["--latency-ms", str(latency_ms)]
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()  # printed once it listens
+        if "listening" not in line:
+            self.stop()
+            raise RuntimeError(f"the emulator did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{port}"
+        self.phones = list(conversations)
+
+    def control(self, action: str, payload: dict[str, Any] | None = None) -> Any:
+        if payload is None:
+            response = requests.get(f"{self.url}/_emulator/{action}", timeout=60)
+        else:
+            response = requests.post(f"{self.url}/_emulator/{action}", json=payload, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def conversation_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.control("requests") if r["path"].startswith("/v1/conversation/")]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+class Files:
+    """Config, catalog and state files for one scenario."""
+
+    def __init__(self, tmp: Path, name: str, emulator: Emulator, phones: list[str] | None = None, **config: Any) -> None:
+        self.dir = tmp / name
+        self.dir.mkdir()
+        self.config = self._write("config", {**CLIENT, "phone_numbers": phones or emulator.phones, "base_url": emulator.url, **config})
+        self.incremental = self._write("incremental", catalog("incremental"))
+        self.full_refresh = self._write("full_refresh", catalog("full_refresh"))
+        self.out = self.dir / "out.jsonl"
+
+    def _write(self, name: str, content: Any) -> str:
+        path = self.dir / f"{name}.json"
+        path.write_text(json.dumps(content))
+        return str(path)
+
+    def connector(self, state: Any = None) -> list[str]:
+        argv = [CONNECTOR, "read", "--config", self.config, "--catalog", self.incremental]
+        if state is not None:
+            argv += ["--state", self._write("state", state)]
+        return argv
+
+    def bare(self) -> list[str]:
+        return BARE + ["read", "--config", self.config, "--catalog", self.full_refresh]
+
+    def floor(self) -> list[str]:
+        return FLOOR + ["--config", self.config]
+
+
+def catalog(sync_mode: str) -> dict[str, Any]:
+    incremental = sync_mode == "incremental"
+    return {
+        "streams": [
+            {
+                "stream": {"name": "conversation", "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"]},
+                "sync_mode": sync_mode,
+                "destination_sync_mode": "append_dedup" if incremental else "overwrite",
+                "cursor_field": ["unixDatetime"] if incremental else None,
+                "primary_key": [["id"]],
+            }
+        ]
+    }
+
+
+@dataclass
+class Run:
+    seconds: float
+    records: int
+    out: bytes
+
+
+def run(argv: list[str], out: Path, keep: bool = False) -> Run:
+    """Runs one command, its stdout to a file (cheaper for us than a pipe we read), and counts records."""
+    started = time.perf_counter()
+    with open(out, "wb") as stdout:
+        proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, cwd=out.parent)
+    seconds = time.perf_counter() - started
+    data = out.read_bytes()
+    out.unlink()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:2])} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}\n{data[-2000:].decode(errors='replace')}")
+    return Run(seconds, data.count(RECORD), data if keep else b"")
+
+
+def peak_rss_kb(argv: list[str], cwd: Path) -> int:
+    """Peak RSS of `argv`, measured in a fresh child that runs it, so no other process counts."""
+    probe = (
+        "import resource, subprocess, sys\n"
+        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if code == 0 else -code)\n"
+    )
+    out = subprocess.run([PYTHON, "-c", probe, *argv], capture_output=True, text=True, cwd=cwd, check=True).stdout
+    kb = int(out.strip())
+    if kb <= 0:
+        raise RuntimeError(f"{' '.join(argv[:2])} failed ({-kb})")
+    return kb
+
+
+def last_state(out: bytes) -> Any:
+    states = [json.loads(line)["state"] for line in out.splitlines() if line.startswith(b'{"type":"STATE"')]
+    return [states[-1]]
+
+
+def in_flight(requests_log: list[dict[str, Any]], latency: float) -> int:
+    """Most requests served at once: each one occupies [arrival, arrival + latency]."""
+    events = sorted([(r["time"], 1) for r in requests_log] + [(r["time"] + latency, -1) for r in requests_log])
+    now = peak = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def fmt_runs(values: list[float]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
+
+
+# -- scenarios --------------------------------------------------------------------------------
+def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
+    count = sizes.throughput
+    emulator = Emulator({phone(1): count})
+    try:
+        files = Files(tmp, "throughput", emulator)
+        commands = {
+            "floor (bench/floor.py)": files.floor(),
+            "connector (source-smstools read, incremental)": files.connector(),
+            "bare manifest (bench/bare.py read, full refresh)": files.bare(),
+        }
+        run(files.floor(), files.out)  # warm-up: the emulator encodes each page once, then serves it from memory
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for i in range(sizes.runs):
+            for name, argv in commands.items():
+                result = run(argv, files.out)
+                if result.records != count:
+                    raise RuntimeError(f"{name} read {result.records} records, not {count}")
+                times[name].append(result.seconds)
+                log(f"  throughput run {i + 1}: {name}: {result.seconds:.2f} s")
+    finally:
+        emulator.stop()
+    floor = median(times["floor (bench/floor.py)"])
+    lines = [
+        f"### 1. Throughput: a full read of one phone with {count:,} messages",
+        "",
+        "| command | median s | records/s | ratio to the floor | runs (s) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    figures = {}
+    for name, values in times.items():
+        m = median(values)
+        figures[name] = floor / m
+        lines.append(f"| {name} | {m:.2f} | {count / m:,.0f} | {floor / m:.2f} | {fmt_runs(values)} |")
+    lines += [
+        "",
+        "Ratios are of the medians (floor time / command time); each time includes the start-up of "
+        "the process (about the `spec` time below for the connector and the bare manifest).",
+    ]
+    return lines, figures
+
+
+def request_counts(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
+    conversations = {phone(10 + i): n for i, n in enumerate(sizes.requests)}
+    emulator = Emulator(conversations)
+    try:
+        files = Files(tmp, "requests", emulator)
+        full = run(files.connector(), files.out, keep=True)
+        full_requests = len(emulator.conversation_requests())
+        full_minimum = sum(math.ceil(n / PAGE) for n in conversations.values())
+        if full.records != sum(conversations.values()):
+            raise RuntimeError(f"the full read returned {full.records} records, not {sum(conversations.values())}")
+        for number in conversations:
+            emulator.control("add_messages", {"phone": number, "count": sizes.new_messages})
+        emulator.control("clear_requests", {})
+        incremental = run(files.connector(state=last_state(full.out)), files.out)
+        incremental_requests = len(emulator.conversation_requests())
+        log(f"  requests: full {full_requests} (minimum {full_minimum}), incremental {incremental_requests}")
+    finally:
+        emulator.stop()
+    sizes_text = ", ".join(f"{n:,}" for n in conversations.values())
+    lines = [
+        f"### 2. Requests: {len(conversations)} phones of {sizes_text} messages (page size {PAGE})",
+        "",
+        "| read | requests | minimum | records |",
+        "|---|---:|---:|---:|",
+        f"| full (no state) | {full_requests} | {full_minimum} | {full.records:,} |",
+        f"| incremental, {sizes.new_messages} new messages per phone | {incremental_requests} | {len(conversations)} | {incremental.records:,} |",
+        "",
+        "The incremental read returns each phone's new messages plus the one at its cursor (the CDK's "
+        "filter is inclusive), i.e. "
+        f"{(sizes.new_messages + 1) * len(conversations)} records.",
+    ]
+    return lines, {"full": (full_requests, full_minimum), "incremental": (incremental_requests, len(conversations))}
+
+
+def concurrency(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
+    latency = sizes.latency_ms / 1000
+    conversations = {phone(100 + i): 50 for i in range(sizes.phones)}
+    emulator = Emulator(conversations, latency_ms=sizes.latency_ms)
+    results: dict[int, dict[str, list[float]]] = {w: {"wall": [], "span": [], "flight": []} for w in sizes.workers}
+    try:
+        files = {w: Files(tmp, f"workers{w}", emulator, num_workers=w) for w in sizes.workers}
+        for i in range(sizes.runs):
+            for w in sizes.workers:
+                emulator.control("clear_requests", {})
+                result = run(files[w].connector(), files[w].out)
+                served = emulator.conversation_requests()
+                if result.records != 50 * sizes.phones or len(served) != sizes.phones:
+                    raise RuntimeError(f"{w} workers: {result.records} records in {len(served)} requests")
+                times = [r["time"] for r in served]
+                span = max(times) - min(times) + latency
+                results[w]["wall"].append(result.seconds)
+                results[w]["span"].append(span)
+                results[w]["flight"].append(in_flight(served, latency))
+                log(f"  concurrency run {i + 1}: {w} workers: {span:.2f} s of requests, {result.seconds:.2f} s wall")
+    finally:
+        emulator.stop()
+    lines = [
+        f"### 3. Concurrency: {sizes.phones} phones (one page each) behind {sizes.latency_ms} ms of latency",
+        "",
+        "| num_workers | requests span, median s | ideal s | wall, median s | phones in flight (max) | runs, span (s) |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    figures = {}
+    for w in sizes.workers:
+        ideal = math.ceil(sizes.phones / w) * latency
+        span = median(results[w]["span"])
+        figures[w] = span
+        lines.append(
+            f"| {w} | {span:.2f} | {ideal:.2f} | {median(results[w]['wall']):.2f} | "
+            f"{int(max(results[w]['flight']))} | {fmt_runs(results[w]['span'])} |"
+        )
+    low, high = sizes.workers
+    speedup = figures[low] / figures[high]
+    ideal_speedup = math.ceil(sizes.phones / low) / math.ceil(sizes.phones / high)
+    lines += [
+        "",
+        f"{high} workers against {low}: **{speedup:.2f}×** faster on the requests span "
+        f"(ideal {ideal_speedup:.0f}×); on the wall clock, start-up included, "
+        f"{median(results[low]['wall']) / median(results[high]['wall']):.2f}×. The span runs from the "
+        "first request's arrival at the emulator to the last one's answer.",
+    ]
+    return lines, {"speedup": speedup}
+
+
+def memory(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
+    small, large = sizes.memory
+    emulator = Emulator({phone(201): small, phone(202): large})
+    peaks: dict[int, list[int]] = {small: [], large: []}
+    try:
+        files = {n: Files(tmp, f"memory{n}", emulator, phones=[phone(201 + i)]) for i, n in enumerate((small, large))}
+        for n in (small, large):
+            run(files[n].floor(), files[n].out)  # warm-up of the emulator's pages
+        for i in range(sizes.runs):
+            for n in (small, large):
+                kb = peak_rss_kb(files[n].connector(), files[n].dir)
+                peaks[n].append(kb)
+                log(f"  memory run {i + 1}: {n:,} messages: {kb / 1024:.0f} MiB")
+    finally:
+        emulator.stop()
+    m_small, m_large = median(peaks[small]), median(peaks[large])
+    lines = [
+        "### 4. Memory: peak RSS of a full read (connector, incremental, no state)",
+        "",
+        "| messages | peak RSS, median MiB | runs (MiB) |",
+        "|---:|---:|---|",
+        f"| {small:,} | {m_small / 1024:.0f} | {' / '.join(f'{k / 1024:.0f}' for k in peaks[small])} |",
+        f"| {large:,} | {m_large / 1024:.0f} | {' / '.join(f'{k / 1024:.0f}' for k in peaks[large])} |",
+        "",
+        f"{large:,} against {small:,}: **{m_large / m_small:.2f}×**.",
+    ]
+    return lines, {"ratio": m_large / m_small}
+
+
+def startup(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
+    out = tmp / "spec.jsonl"
+    times = []
+    for i in range(max(sizes.runs, 1) + 2):
+        started = time.perf_counter()
+        with open(out, "wb") as stdout:
+            subprocess.run([CONNECTOR, "spec"], stdout=stdout, check=True, cwd=tmp)
+        times.append(time.perf_counter() - started)
+        if b'"type":"SPEC"' not in out.read_bytes():
+            raise RuntimeError("spec printed no SPEC message")
+    floor_times = []
+    for i in range(max(sizes.runs, 1) + 2):
+        started = time.perf_counter()
+        subprocess.run([PYTHON, "-c", "import requests, orjson"], check=True)
+        floor_times.append(time.perf_counter() - started)
+    log(f"  spec: {fmt_runs(times)} s")
+    lines = [
+        "### 5. Start-up: time to answer `spec`",
+        "",
+        "| command | median s | runs (s) |",
+        "|---|---:|---|",
+        f"| source-smstools spec | {median(times):.2f} | {fmt_runs(times)} |",
+        f"| python -c 'import requests, orjson' (the floor's start-up) | {median(floor_times):.2f} | {fmt_runs(floor_times)} |",
+    ]
+    return lines, {"spec": median(times)}
+
+
+# -- report -----------------------------------------------------------------------------------
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
+        memory = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except (OSError, AttributeError):
+        memory = "unknown memory"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    try:
+        from importlib.metadata import version
+
+        cdk = version("airbyte-cdk")
+    except Exception:
+        cdk = "?"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    return (
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs ({cpu}), {memory}; "
+        f"load average before the run {load}; Python {platform.python_version()}, airbyte-cdk {cdk}; commit {commit or '?'}"
+    )
+
+
+def verdicts(figures: dict[str, dict[str, Any]]) -> list[str]:
+    rows = ["| target | measured | met |", "|---|---|---|"]
+
+    def row(target: str, measured: str, ok: bool) -> None:
+        rows.append(f"| {target} | {measured} | {'yes' if ok else '**no**'} |")
+
+    if "throughput" in figures:
+        ratio = figures["throughput"]["connector (source-smstools read, incremental)"]
+        row("throughput ≥ 0.30 of the floor", f"{ratio:.2f}", ratio >= 0.30)
+    if "requests" in figures:
+        for read in ("full", "incremental"):
+            made, least = figures["requests"][read]
+            row(f"requests, {read} read = minimum", f"{made} for {least}", made == least)
+    if "concurrency" in figures:
+        speedup = figures["concurrency"]["speedup"]
+        row("10 workers ≥ 3× faster than 2", f"{speedup:.2f}×", speedup >= 3)
+    if "memory" in figures:
+        ratio = figures["memory"]["ratio"]
+        row("peak RSS at 300k ≤ 1.25× that at 10k", f"{ratio:.2f}×", ratio <= 1.25)
+    return rows
+
+
+SCENARIOS = {
+    "throughput": throughput,
+    "requests": request_counts,
+    "concurrency": concurrency,
+    "memory": memory,
+    "startup": startup,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (a smoke test of the scenarios)")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 3)")
+    parser.add_argument("--only", action="append", choices=list(SCENARIOS), help="run only these scenarios")
+    parser.add_argument("--write", default=None, help="the markdown file to refresh (default BENCHMARKS.md; not with --quick)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else Sizes()
+    if args.runs:
+        sizes.runs = args.runs
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    header = machine()
+    log(f"bench: {header}")
+    sections: list[str] = []
+    figures: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="smstools-bench-") as tmp:
+        for name in args.only or SCENARIOS:
+            log(f"{name} ...")
+            lines, figures[name] = SCENARIOS[name](Path(tmp), sizes, log)
+            sections += lines + [""]
+    report = "\n".join(
+        [f"Measured {header}; {sizes.runs} interleaved run(s) per figure, medians.", ""]
+        + ["### Targets (issue 4)", ""]
+        + verdicts(figures)
+        + [""]
+        + sections
+    ).rstrip() + "\n"
+    print(report)
+    target = None if (args.no_write or (args.quick and not args.write)) else Path(args.write or ROOT / "BENCHMARKS.md")
+    if target is not None:
+        refresh(target, report)
+        log(f"bench: wrote the figures into {target}")
+    return 0
+
+
+def refresh(path: Path, report: str) -> None:
+    """Replaces the generated part of the file (between the markers), keeping the prose around it."""
+    begin, end = MARKERS
+    block = f"{begin}\n{report}{end}"
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
