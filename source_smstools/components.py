@@ -110,6 +110,16 @@ class PerPhoneState(StateMigration):
                 # one cursor for every phone (an older or hand-written state): the CDK applies it to all
                 value = self._cursor(stream_state["unixDatetime"], "the global cursor")
                 return {"unixDatetime": value} if value else {}
+            if stream_state.get("use_global_cursor") and isinstance(stream_state.get("state"), Mapping):
+                # Past the CDK's partition limit (see source.py) one cursor stands for every phone.
+                logger.warning(
+                    "The conversation state holds one cursor for all phones (more phones than the "
+                    "per-phone state keeps): every phone goes on from it, and a phone found from now on "
+                    "starts from it too, without its older messages. Reset the conversation stream to "
+                    "read every phone's history again."
+                )
+                value = self._cursor(stream_state["state"].get("unixDatetime"), "the global cursor")
+                return {**stream_state, "state": {"unixDatetime": value}} if value else {}
             raise _bad_state(
                 f"keys {sorted(stream_state)} are neither a per-phone state "
                 '({"states": [{"partition": {"phone": ...}, "cursor": {"unixDatetime": ...}}]}) '

@@ -1,0 +1,74 @@
+"""Phone discovery at scale: state size, memory, requests and time of a sync that finds N phones.
+
+    .venv/bin/python bench/discovery.py --phones 3000 --messages 5
+
+Runs the installed CLI against the emulator (in this process, on 127.0.0.1): a first sync that
+discovers every phone (contacts, inbox, message log), a second from its state, and a third after
+one contact with a long conversation was added. Prints one JSON object per sync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from integration_tests import cli  # noqa: E402
+from integration_tests.emulator import Emulator, make_conversation, sample_phones  # noqa: E402
+
+
+def sync(emulator: Emulator, config: dict, state: list | None) -> tuple[dict, list | None]:
+    emulator.clear_requests()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    out = cli.run("read", config, cli.catalog("incremental", "conversation"), state, timeout=3600)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB; the largest child so far
+    assert out.returncode == 0 and not out.errors, (out.errors, out.stderr[-2000:])
+    final = out.last_state
+    stream_state = final[0]["stream"]["stream_state"] if final else {}
+    kinds = Counter(
+        "conversation" if r["path"].startswith("/v1/conversation/") else r["path"] for r in emulator.requests
+    )
+    return {
+        "records": len(out.records),
+        "phones_read": len({r["phone"] for r in out.records}),
+        "requests": dict(kinds),
+        "seconds": round(seconds, 1),
+        "peak_rss_mib": round(peak / 1024, 1) if peak > before else "<= previous run",
+        "state_entries": len(stream_state.get("states", [])),
+        "state_bytes": len(json.dumps(final)) if final else 0,
+        "use_global_cursor": stream_state.get("use_global_cursor"),
+    }, final
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phones", type=int, default=3000)
+    parser.add_argument("--messages", type=int, default=5, help="messages per conversation")
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    phones = sample_phones(args.phones)
+    conversations = {p: make_conversation(p, args.messages, seed=1) for p in phones}
+    with Emulator(conversations) as emulator:
+        config = cli.config(emulator, phone_numbers=None, num_workers=args.workers)
+        first, state = sync(emulator, config, None)
+        print(json.dumps({"sync": "first (discovers every phone)", **first}), flush=True)
+        second, state = sync(emulator, config, state)
+        print(json.dumps({"sync": "second (from state, nothing new)", **second}), flush=True)
+        newcomer = "+32470999001"
+        emulator.set_conversation(newcomer, make_conversation(newcomer, 4500, seed=2))
+        emulator.add_contact("+32 470 99 90 01")
+        third, state = sync(emulator, config, state)
+        print(json.dumps({"sync": "third (one new contact with 4,500 messages)", **third}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
