@@ -338,6 +338,8 @@ class ConversationErrorHandler(DefaultErrorHandler):
         super().__post_init__(parameters)
         # failed attempts per request; one that recovers leaves its entry (one small entry per fault)
         self._failed_attempts: dict[requests.PreparedRequest, int] = {}
+        self._totals: dict[str, int] = {}  # phone -> the `total` of its page read last
+        self._restarted: set[str] = set()  # phones whose paging restarted once already
 
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
@@ -348,7 +350,7 @@ class ConversationErrorHandler(DefaultErrorHandler):
             and is_whole_page(page_body(response_or_exception))
         ):
             # a whole page needs none of the filters, and each of them would parse it again
-            return SUCCESS_RESOLUTION
+            return self._unless_shrunk(response_or_exception)
         resolution = super().interpret_response(response_or_exception)
         if resolution.response_action == ResponseAction.SUCCESS:
             return resolution
@@ -368,6 +370,37 @@ class ConversationErrorHandler(DefaultErrorHandler):
             failure_type=FailureType.transient_error,
             error_message=f"{message}; gave up after {attempts} attempts.",
         )
+
+
+    def _unless_shrunk(self, response: requests.Response) -> ErrorResolution:
+        """SUCCESS, unless the conversation lost messages since its previous page was read.
+
+        Messages deleted from pages already read move the later ones up, onto those pages: read on,
+        the next pages would skip them, and the cursor would then move past them for good. Paging
+        restarts from page 1 instead (the records read twice are the same records); a second
+        shrink during the same read fails the phone, whose cursor then stays where it was. New
+        messages (a growing total) only move messages down, to be read twice: nothing to do.
+        """
+        body = page_body(response)
+        phone = urlsplit(response.request.url).path.rstrip("/").rsplit("/", 1)[-1]
+        before, total = self._totals.get(phone), body["total"]
+        self._totals[phone] = total
+        if body["page"] == 1 or before is None or total >= before:
+            return SUCCESS_RESOLUTION
+        where = f"Phone {phone}, page {body['page']}"
+        if phone in self._restarted:
+            return ErrorResolution(
+                response_action=ResponseAction.FAIL,
+                failure_type=FailureType.transient_error,
+                error_message=f"{where}: the conversation shrank again while it was read ({before} then "
+                f"{total} messages); its cursor stays where it was, the next sync reads it again.",
+            )
+        self._restarted.add(phone)
+        logger.warning(
+            f"{where}: the conversation shrank from {before} to {total} messages while it was read; "
+            "reading it again from page 1 so that no message is skipped."
+        )
+        return ErrorResolution(response_action=ResponseAction.RESET_PAGINATION)
 
 
 def _request_of(response_or_exception: Any) -> Optional[requests.PreparedRequest]:
