@@ -360,6 +360,9 @@ class ConversationErrorHandler(DefaultErrorHandler):
         message = f"{_where(request, response_or_exception)}: {resolution.error_message}"
         if resolution.response_action not in (ResponseAction.RETRY, ResponseAction.RATE_LIMITED):
             return ErrorResolution(resolution.response_action, resolution.failure_type, message)
+        refusal = self._refused_wait(response_or_exception)
+        if refusal:
+            return ErrorResolution(ResponseAction.FAIL, FailureType.transient_error, f"{message}; {refusal}")
         # the HttpClient gives up after max_retries + 1 attempts of the same request
         attempts = self._failed_attempts[request] = self._failed_attempts.get(request, 0) + 1
         if attempts <= (self.max_retries or 0):
@@ -371,6 +374,17 @@ class ConversationErrorHandler(DefaultErrorHandler):
             error_message=f"{message}; gave up after {attempts} attempts.",
         )
 
+
+    def _refused_wait(self, response_or_exception: Any) -> Optional[str]:
+        # A strategy that will not wait as long as asked (a Retry-After above its cap) raises from
+        # inside the HttpClient, with a message that names no phone or page: asked first, here.
+        for strategy in self.backoff_strategies or []:
+            try:
+                if strategy.backoff_time(response_or_exception, attempt_count=1):
+                    return None
+            except AirbyteTracedException as refusal:
+                return refusal.internal_message or refusal.message
+        return None
 
     def _unless_shrunk(self, response: requests.Response) -> ErrorResolution:
         """SUCCESS, unless the conversation lost messages since its previous page was read.
