@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import json
 import logging
 import re
 import time
@@ -466,7 +467,12 @@ def page_body(response: requests.Response) -> Any:
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            body = None
+            try:
+                # orjson refuses a lone surrogate ("\\ud800"), which is valid JSON: a message holding
+                # one would fail the whole sync
+                body = json.loads(response.content)
+            except ValueError:
+                body = None
         setattr(response, _PAGE, body)
     return body
 
