@@ -14,7 +14,7 @@ MANIFEST = Path(__file__).with_name("manifest.yaml")
 
 # The CDK keeps a cursor per partition (phone) up to 10,000 partitions, then falls back to one
 # cursor for all, from which a phone found later starts, skipping its history. Per-phone state
-# costs about 85 bytes of state and 7 KB of memory a phone (bench/discovery.py): keep it up to
+# costs about 85 bytes of state and 9 KB of memory a phone (bench/discovery.py): keep it up to
 # this many phones.
 PHONES_WITH_OWN_STATE = 50_000
 
