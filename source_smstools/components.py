@@ -222,9 +222,6 @@ class PhonePartitionRouter(PartitionRouter):
     parameters: InitVar[Mapping[str, Any]]
     discovery: Optional[SubstreamPartitionRouter] = None
 
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self.found: dict[str, int] = {}  # source -> phones it added (for the log and the tests)
-
     def _listed(self) -> list[str]:
         return list(self.config.get("phone_numbers") or [])
 
@@ -253,7 +250,6 @@ class PhonePartitionRouter(PartitionRouter):
                     seen.add(phone)
                     added += 1
                     yield StreamSlice(partition={"phone": phone}, cursor_slice={})
-            self.found[name] = added
             logger.info(f"Phone discovery: {added} new phone numbers from {name}.")
         logger.info(
             f"Phone discovery: {len(seen)} phone numbers from {', '.join(chosen)}"
