@@ -52,10 +52,11 @@ class Sizes:
     latency_ms: int = 500
     workers: tuple[int, int] = (2, 10)
     runs: int = 3
+    spec_runs: int = 5
 
 
 QUICK = Sizes(
-    throughput=5_000, memory=(1_000, 6_000), requests=(4_001, 2_000, 40), phones=6, latency_ms=100, runs=1
+    throughput=3_000, memory=(1_000, 5_000), requests=(4_001, 2_000, 40), phones=4, latency_ms=50, runs=1, spec_runs=1
 )
 
 
@@ -122,8 +123,8 @@ class Files:
             argv += ["--state", self._write("state", state)]
         return argv
 
-    def bare(self) -> list[str]:
-        return BARE + ["read", "--config", self.config, "--catalog", self.full_refresh]
+    def bare(self, *options: str) -> list[str]:
+        return BARE + [*options, "read", "--config", self.config, "--catalog", self.full_refresh]
 
     def floor(self) -> list[str]:
         return FLOOR + ["--config", self.config]
@@ -146,22 +147,28 @@ def catalog(sync_mode: str) -> dict[str, Any]:
 
 @dataclass
 class Run:
-    seconds: float
+    seconds: float  # wall clock
+    cpu: float  # user + system time of the command
+    ended: float  # time.time() at its exit, to compare with the emulator's request log
     records: int
     out: bytes
 
 
 def run(argv: list[str], out: Path, keep: bool = False) -> Run:
     """Runs one command, its stdout to a file (cheaper for us than a pipe we read), and counts records."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with open(out, "wb") as stdout:
         proc = subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, cwd=out.parent)
     seconds = time.perf_counter() - started
+    ended = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     data = out.read_bytes()
     out.unlink()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:2])} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}\n{data[-2000:].decode(errors='replace')}")
-    return Run(seconds, data.count(RECORD), data if keep else b"")
+    return Run(seconds, cpu, ended, data.count(RECORD), data if keep else b"")
 
 
 def peak_rss_kb(argv: list[str], cwd: Path) -> int:
@@ -202,45 +209,65 @@ def fmt_runs(values: list[float]) -> str:
 
 
 # -- scenarios --------------------------------------------------------------------------------
+FLOOR_NAME = "floor (bench/floor.py)"
+CONNECTOR_NAME = "connector (source-smstools read, incremental)"
+
+
 def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
     count = sizes.throughput
     emulator = Emulator({phone(1): count})
     try:
         files = Files(tmp, "throughput", emulator)
         commands = {
-            "floor (bench/floor.py)": files.floor(),
-            "connector (source-smstools read, incremental)": files.connector(),
-            "bare manifest (bench/bare.py read, full refresh)": files.bare(),
+            FLOOR_NAME: files.floor(),
+            CONNECTOR_NAME: files.connector(),
+            "connector without the cursor (bench/bare.py --fields, full refresh)": files.bare("--fields"),
+            "bare manifest: no added fields, no cursor (bench/bare.py, full refresh)": files.bare(),
         }
         run(files.floor(), files.out)  # warm-up: the emulator encodes each page once, then serves it from memory
-        times: dict[str, list[float]] = {name: [] for name in commands}
+        figures: dict[str, dict[str, list[float]]] = {name: {"wall": [], "read": [], "cpu": []} for name in commands}
         for i in range(sizes.runs):
             for name, argv in commands.items():
+                emulator.control("clear_requests", {})
                 result = run(argv, files.out)
                 if result.records != count:
                     raise RuntimeError(f"{name} read {result.records} records, not {count}")
-                times[name].append(result.seconds)
-                log(f"  throughput run {i + 1}: {name}: {result.seconds:.2f} s")
+                first_request = min(r["time"] for r in emulator.conversation_requests())
+                figures[name]["wall"].append(result.seconds)
+                figures[name]["read"].append(result.ended - first_request)
+                figures[name]["cpu"].append(result.cpu)
+                log(f"  throughput run {i + 1}: {name}: {result.seconds:.2f} s, {result.cpu:.2f} s CPU")
     finally:
         emulator.stop()
-    floor = median(times["floor (bench/floor.py)"])
+    floor = figures[FLOOR_NAME]
+
+    def ratio(name: str, measure: str) -> float:
+        # the median of the ratios within each round: a burst of load elsewhere hits both sides of it
+        return median([f / c for f, c in zip(floor[measure], figures[name][measure])])
+
     lines = [
         f"### 1. Throughput: a full read of one phone with {count:,} messages",
         "",
-        "| command | median s | records/s | ratio to the floor | runs (s) |",
-        "|---|---:|---:|---:|---|",
+        "| command | wall s | records/s | **ratio to the floor** | read phase s | ratio, read phase | CPU s | ratio, CPU | wall runs (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    figures = {}
-    for name, values in times.items():
-        m = median(values)
-        figures[name] = floor / m
-        lines.append(f"| {name} | {m:.2f} | {count / m:,.0f} | {floor / m:.2f} | {fmt_runs(values)} |")
+    results = {}
+    for name, values in figures.items():
+        wall = median(values["wall"])
+        results[name] = ratio(name, "wall")
+        lines.append(
+            f"| {name} | {wall:.2f} | {count / wall:,.0f} | **{ratio(name, 'wall'):.2f}** | "
+            f"{median(values['read']):.2f} | {ratio(name, 'read'):.2f} | {median(values['cpu']):.2f} | "
+            f"{ratio(name, 'cpu'):.2f} | {fmt_runs(values['wall'])} |"
+        )
     lines += [
         "",
-        "Ratios are of the medians (floor time / command time); each time includes the start-up of "
-        "the process (about the `spec` time below for the connector and the bare manifest).",
+        "Each ratio is the floor's figure over the command's, the median of the per-round ratios. "
+        "*Wall* is the whole command, start-up included; the *read phase* runs from the first request's "
+        "arrival at the emulator to the exit (start-up left out); *CPU* is the command's user + system time "
+        "(the emulator's left out), the steadiest of the three on a loaded machine.",
     ]
-    return lines, figures
+    return lines, results
 
 
 def request_counts(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
@@ -359,7 +386,7 @@ def memory(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[st
 def startup(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
     out = tmp / "spec.jsonl"
     times = []
-    for i in range(max(sizes.runs, 1) + 2):
+    for i in range(sizes.spec_runs):
         started = time.perf_counter()
         with open(out, "wb") as stdout:
             subprocess.run([CONNECTOR, "spec"], stdout=stdout, check=True, cwd=tmp)
@@ -367,7 +394,7 @@ def startup(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[s
         if b'"type":"SPEC"' not in out.read_bytes():
             raise RuntimeError("spec printed no SPEC message")
     floor_times = []
-    for i in range(max(sizes.runs, 1) + 2):
+    for i in range(sizes.spec_runs):
         started = time.perf_counter()
         subprocess.run([PYTHON, "-c", "import requests, orjson"], check=True)
         floor_times.append(time.perf_counter() - started)
@@ -416,7 +443,7 @@ def verdicts(figures: dict[str, dict[str, Any]]) -> list[str]:
         rows.append(f"| {target} | {measured} | {'yes' if ok else '**no**'} |")
 
     if "throughput" in figures:
-        ratio = figures["throughput"]["connector (source-smstools read, incremental)"]
+        ratio = figures["throughput"][CONNECTOR_NAME]
         row("throughput ≥ 0.30 of the floor", f"{ratio:.2f}", ratio >= 0.30)
     if "requests" in figures:
         for read in ("full", "incremental"):
