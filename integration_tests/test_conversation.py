@@ -67,11 +67,11 @@ def test_spec_lists_the_documented_fields():
     spec = out.of_type("SPEC")[0]["spec"]["connectionSpecification"]
     properties = spec["properties"]
     assert list(properties) == [
-        "client_id", "client_secret", "phone_numbers", "start_date", "lookback_window_days",
-        "page_size", "num_workers", "base_url",
+        "client_id", "client_secret", "phone_numbers", "phone_sources", "start_date",
+        "lookback_window_days", "page_size", "num_workers", "base_url",
     ]
-    assert [properties[p]["order"] for p in properties] == list(range(8))
-    assert set(spec["required"]) >= {"client_id", "client_secret"}
+    assert [properties[p]["order"] for p in properties] == list(range(9))
+    assert spec["required"] == ["client_id", "client_secret"]  # no phone_numbers: discover them
     assert properties["client_secret"]["airbyte_secret"] is True
     assert (properties["page_size"]["minimum"], properties["page_size"]["maximum"], properties["page_size"]["default"]) == (1, 2000, 2000)
     assert properties["lookback_window_days"]["minimum"] == 0 and properties["lookback_window_days"]["default"] == 0
