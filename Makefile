@@ -12,7 +12,7 @@ help:
 	@echo "make demo   - sync sample conversations from the API emulator into DuckDB (PyAirbyte)"
 	@echo "make test   - unit, integration and acceptance tests (what CI runs)"
 	@echo "make bench  - throughput, requests, concurrency, memory and start-up figures"
-	@echo "make soak   - the long reliability suite (faults, kills, load)"
+	@echo "make soak   - the long reliability suite (faults, kills, load); writes RELIABILITY.md"
 	@echo "make sync CONFIG=secrets/config.json - the same sync as the demo, against the real API"
 	@echo "make image  - build airbyte/source-smstools:dev with podman"
 
@@ -33,8 +33,9 @@ install: $(VENV)/.deps
 test: install
 	$(BIN)/python -m pytest
 
+# RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
 soak: install
-	$(BIN)/python -m pytest -m soak
+	$(BIN)/python -m pytest -m soak; status=$$?; $(BIN)/python -m integration_tests.reliability_report; exit $$status
 
 bench: install
 	$(BIN)/python bench/bench.py

@@ -180,7 +180,9 @@ class Faults:
 
     rate: the share of conversation requests that fail (chosen by a seeded random draw);
     kinds: the fault kinds to draw from; count: at most this many faults (None: no bound);
-    pages: only requests for these pages fail (None: any page).
+    pages: only requests for these pages fail (None: any page); max_consecutive: a request (phone
+    and page) that failed this many times in a row is answered (None: no bound), so that a random
+    draw never outlasts the connector's retries and the test stays deterministic in its outcome.
     """
 
     rate: float = 0.0
@@ -190,6 +192,7 @@ class Faults:
     retry_after: int = 1
     timeout_seconds: float = 3.0
     seed: int = 0
+    max_consecutive: int | None = None
     injected: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -197,16 +200,21 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
         self._rng = random.Random(self.seed)
+        self._streak: dict[tuple[str | None, int], int] = {}
 
-    def draw(self, page: int) -> str | None:
+    def draw(self, page: int, phone: str | None = None) -> str | None:
         if not self.kinds or self.rate <= 0:
             return None
         if self.pages is not None and page not in self.pages:
             return None
         if self.count is not None and sum(self.injected.values()) >= self.count:
             return None
+        streak = self._streak.pop((phone, page), 0)
+        if self.max_consecutive is not None and streak >= self.max_consecutive:
+            return None
         if self._rng.random() >= self.rate:
             return None
+        self._streak[(phone, page)] = streak + 1
         kind = self._rng.choice(self.kinds)
         self.injected[kind] = self.injected.get(kind, 0) + 1
         return kind
@@ -549,7 +557,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, _error_body(136, "Invalid page"))
         record["page"], record["limit"] = page, limit
 
-        fault = emulator.faults.draw(page)
+        fault = emulator.faults.draw(page, phone)
         record["fault"] = fault
         if fault:
             return self._fault(fault, record, emulator.page_body(phone, page, limit))

@@ -3,7 +3,7 @@
 import sys
 import time
 import traceback
-from typing import Any, List, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
 import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
@@ -96,10 +96,21 @@ def _source(args: List[str]) -> SourceSmstools:
             config = None
     return SourceSmstools(
         config=config,
-        catalog=SourceSmstools.read_catalog(catalog_path) if catalog_path else None,
-        state=SourceSmstools.read_state(state_path) if state_path else None,
+        catalog=_read("catalog", SourceSmstools.read_catalog, catalog_path),
+        state=_read("state", SourceSmstools.read_state, state_path),
         config_path=config_path,
     )
+
+
+def _read(name: str, read: Callable[[str], Any], path: Optional[str]) -> Any:
+    # The CDK's own words for a state of the wrong shape do not say which file is wrong
+    # ("Schema validation failed: - "conversation" is not of type "object"").
+    if not path:
+        return None
+    try:
+        return read(path)
+    except Exception as error:
+        raise ValueError(f"the {name} file {path} is not usable: {error}") from error
 
 
 def run() -> None:

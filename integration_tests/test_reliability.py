@@ -1,0 +1,1013 @@
+"""Reliability: nothing lost under faults, interruptions, bad input and hostile data (issue 5).
+
+`make test` runs the fast part; `make soak` (pytest -m soak) the long one, with more data, more
+examples and every combination. Each test records what it measured; when the module ends, the
+figures go to .cache/reliability.json, from which `python -m integration_tests.reliability_report`
+(run by `make soak`) writes RELIABILITY.md.
+
+Every run of the connector goes through `Figures.run` (cli.run, which fails the test if the client
+secret shows in stdout or stderr) or, for the runs that are killed or too big to hold in memory,
+through `_spawn`/`_scan`, which do the same scan on what they wrote.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from integration_tests import cli
+from integration_tests.emulator import (
+    CLIENT_SECRET,
+    FAULT_KINDS,
+    Emulator,
+    make_conversation,
+    make_message,
+    sample_phones,
+)
+from source_smstools.components import message_id
+
+FIGURES_FILE = Path(__file__).resolve().parents[1] / ".cache" / "reliability.json"
+MAX_ATTEMPTS = 6  # the manifest's max_retries (5) + 1
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    """What one part of the suite (fast or soak) measured in this session."""
+
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outputs_scanned: int = 0
+    debug_outputs: int = 0
+    bytes_scanned: int = 0
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.sections.setdefault(name, {})
+
+    def run(self, command: str, config: Any = None, catalog: Any = None, state: Any = None, *args: str, **kwargs: Any) -> cli.Output:
+        out = cli.run(command, config, catalog, state, *args, **kwargs)  # asserts that the secret is absent
+        self.scanned(out.stdout + out.stderr, "--debug" in args)
+        return out
+
+    def scanned(self, text: str, debug: bool = False) -> None:
+        self.outputs_scanned += 1
+        self.debug_outputs += debug
+        self.bytes_scanned += len(text.encode("utf-8", "surrogatepass"))
+
+
+PARTS = {"fast": Figures(), "soak": Figures()}
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    return PARTS["soak" if request.node.get_closest_marker("soak") else "fast"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_figures() -> Iterable[None]:
+    yield
+    data = json.loads(FIGURES_FILE.read_text()) if FIGURES_FILE.exists() else {}
+    for part, figures in PARTS.items():
+        if not figures.sections:
+            continue
+        entry = data.setdefault(part, {})
+        entry.update(figures.sections)  # a section measured now replaces the one of the last run
+        entry["secrets"] = {
+            "outputs_scanned": figures.outputs_scanned,
+            "debug_outputs": figures.debug_outputs,
+            "bytes_scanned": figures.bytes_scanned,
+            "leaks": 0,  # a leak fails the test that saw it
+        }
+        entry["run_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    FIGURES_FILE.parent.mkdir(exist_ok=True)
+    FIGURES_FILE.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False))
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def conversations(sizes: Iterable[int], seed: int = 7) -> dict[str, list[dict[str, Any]]]:
+    return {p: make_conversation(p, n, seed=seed) for p, n in zip(sample_phones(len(list(sizes))), sizes)}
+
+
+def configured(emulator_phone: str) -> str:
+    """The phone as cli.config configures it (the partition value the ids are made from)."""
+    return "+" + emulator_phone.lstrip("+")
+
+
+def ids_of(phone: str, messages: Iterable[dict[str, Any]]) -> set[str]:
+    return {message_id(configured(phone), m) for m in messages}
+
+
+def all_ids(convs: dict[str, list[dict[str, Any]]]) -> set[str]:
+    return set().union(*(ids_of(p, msgs) for p, msgs in convs.items())) if convs else set()
+
+
+def compare(records: list[dict[str, Any]], expected: set[str]) -> dict[str, int]:
+    """How the delivered records stand against the expected ids."""
+    counts = collections.Counter(r["id"] for r in records)
+    return {
+        "expected": len(expected),
+        "delivered": len(records),
+        "lost": len(expected - counts.keys()),
+        "unexpected": len(counts.keys() - expected),
+        "twice": sum(c - 1 for c in counts.values()),
+    }
+
+
+def add(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    return {k: total.get(k, 0) + more.get(k, 0) for k in set(total) | set(more)}
+
+
+def cursors(state: list[dict[str, Any]] | None) -> dict[str, str]:
+    if not state:
+        return {}
+    stream_state = state[-1]["stream"]["stream_state"]
+    return {s["partition"]["phone"]: s["cursor"]["unixDatetime"] for s in stream_state.get("states", [])}
+
+
+def assert_well_formed(state: list[dict[str, Any]]) -> None:
+    """A state the next sync takes as it is: per phone, each cursor a unix time in a string."""
+    assert len(state) == 1 and state[0]["type"] == "STREAM"
+    stream_state = state[0]["stream"]["stream_state"]
+    assert state[0]["stream"]["stream_descriptor"]["name"] == "conversation"
+    assert stream_state["use_global_cursor"] is False
+    for entry in stream_state["states"]:
+        assert set(entry) == {"partition", "cursor"}
+        assert isinstance(entry["partition"]["phone"], str)
+        assert entry["cursor"]["unixDatetime"].isdigit()
+
+
+def newer_messages(emulator: Emulator, phone: str, count: int, seed: int) -> list[dict[str, Any]]:
+    current = emulator.conversation(phone)
+    newest = current[0]["unixDatetime"] if current else 1_749_113_086
+    rng = random.Random(f"new:{seed}:{phone}")
+    return [make_message(phone, newest + 60 * (i + 1), rng, 100_000 + i) for i in range(count)]
+
+
+def parallel(function: Callable[[Any], Any], items: Iterable[Any], workers: int) -> list[Any]:
+    """function(item) for each item, several at once (the runs mostly wait); exceptions returned."""
+
+    def guarded(item: Any) -> Any:
+        try:
+            return function(item)
+        except BaseException as error:  # noqa: BLE001 - reported by the test of that item
+            return error
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(guarded, items))
+
+
+def result_of(results: dict[str, Any], key: str) -> Any:
+    result = results[key]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def error_messages(out: cli.Output) -> list[str]:
+    return [e["message"] for e in out.errors]
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+def read_under_faults(
+    figures: Figures, kinds: tuple[str, ...], rate: float, sizes: tuple[int, ...], page_size: int,
+    seed: int, new_messages: int = 0,
+) -> dict[str, Any]:
+    """A multi-phone incremental read with faults injected, then (new_messages > 0) an incremental
+    read from its state after that many new messages per phone, with faults still on."""
+    convs = conversations(sizes, seed=seed)
+    with Emulator(convs) as emulator:
+        # at most 3 faults in a row on one request: a random draw never outlasts the 6 attempts
+        emulator.set_faults(rate=rate, kinds=kinds, seed=seed, max_consecutive=3, retry_after=1, timeout_seconds=1.5)
+        config = cli.config(emulator, page_size=page_size, read_timeout_seconds=1)
+        first = figures.run("read", config, cli.catalog("incremental"), None, "--debug")
+        expected = all_ids(convs)
+        outcome = {"first": first, "first_expected": expected, "convs": convs, "second": None}
+        if new_messages:
+            new = {p: newer_messages(emulator, p, new_messages, seed) for p in convs}
+            for phone, messages in new.items():
+                emulator.add_messages(phone, messages)
+            # the inclusive cursor reads each phone's newest message of the first read once more
+            boundary = set().union(*(ids_of(p, msgs[:1]) for p, msgs in convs.items()))
+            outcome["second_expected"] = all_ids(new) | boundary
+            outcome["second"] = figures.run("read", config, cli.catalog("incremental"), first.last_state, "--debug")
+        outcome["injected"] = dict(emulator.faults.injected)
+        outcome["requests"] = len(emulator.conversation_requests())
+    return outcome
+
+
+def check_fault_outcome(figures: Figures, name: str, rate: float, outcome: dict[str, Any]) -> None:
+    first, convs = outcome["first"], outcome["convs"]
+    assert first.returncode == 0, error_messages(first)
+    assert not first.errors
+    tally = compare(first.records, outcome["first_expected"])
+    # each phone's cursor is its newest message, so that the next sync starts there
+    with_messages = {configured(p): str(msgs[0]["unixDatetime"]) for p, msgs in convs.items() if msgs}
+    assert {p: c for p, c in cursors(first.last_state).items() if p in with_messages} == with_messages
+    if outcome["second"] is not None:
+        second = outcome["second"]
+        assert second.returncode == 0, error_messages(second)
+        tally = add(tally, compare(second.records, outcome["second_expected"]))
+    figures.section("faults")[name] = {"rate": rate, "injected": outcome["injected"], "requests": outcome["requests"], **tally}
+    assert outcome["injected"], "no fault was injected"
+    assert (tally["lost"], tally["unexpected"], tally["twice"]) == (0, 0, 0), tally
+
+
+FAST_SIZES = (450, 230, 40)
+
+
+@pytest.fixture(scope="module")
+def fast_fault_outcomes() -> dict[str, Any]:
+    """Every kind alone at 30%, one read each, all at once (the runs mostly wait on backoff)."""
+    kinds = list(FAULT_KINDS)
+    outcomes = parallel(
+        lambda kind: read_under_faults(PARTS["fast"], (kind,), 0.3, FAST_SIZES, 100, seed=11),
+        kinds,
+        workers=6,
+    )
+    return dict(zip(kinds, outcomes))
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_each_fault_alone_loses_nothing(fast_fault_outcomes, kind):
+    check_fault_outcome(PARTS["fast"], kind, 0.3, result_of(fast_fault_outcomes, kind))
+
+
+def test_a_mix_of_every_fault_at_30_percent_loses_nothing_over_two_syncs(figures):
+    outcome = read_under_faults(figures, FAULT_KINDS, 0.3, FAST_SIZES, 100, seed=5, new_messages=60)
+    check_fault_outcome(figures, "mix of all kinds", 0.3, outcome)
+
+
+@pytest.mark.soak
+def test_soak_every_fault_kind_and_mixes_over_two_syncs(figures):
+    sizes = (2000, 1500, 700, 300, 40, 0)
+    scenarios = [((kind,), 0.3, kind) for kind in FAULT_KINDS]
+    scenarios += [(FAULT_KINDS, 0.3, "mix of all kinds"), (FAULT_KINDS, 0.5, "mix of all kinds, 50%")]
+    outcomes = parallel(
+        lambda s: read_under_faults(figures, s[0], s[1], sizes, 100, seed=23, new_messages=150),
+        scenarios,
+        workers=5,
+    )
+    failures = []
+    for (kinds, rate, name), outcome in zip(scenarios, outcomes):
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            check_fault_outcome(figures, name, rate, outcome)
+        except AssertionError as error:
+            failures.append(f"{name}: {error}")
+    assert not failures, failures
+
+
+# -- persistent faults, Retry-After and the bounds on waiting ------------------------------------
+
+CAUSES = {
+    "429": "rate limit", "429_no_retry_after": "rate limit", "500": "HTTP 500", "502": "HTTP 502",
+    "503": "HTTP 503", "504": "HTTP 504", "error_105": "error 105", "reset": "Connection reset",
+    "timeout": "Read timed out", "truncated": "IncompleteRead", "non_json": "malformed answer",
+    "html": "HTTP 502",
+}
+
+
+# the kinds whose failed sync is also resumed in the fast part (all of them in soak)
+RESUMED_FAST = {"429", "503", "truncated"}
+
+
+def persistent_fault(figures: Figures, kind: str, resume: bool = True) -> dict[str, Any]:
+    """Page 2 of the first phone always fails with `kind`; then a run without faults resumes."""
+    convs = conversations((250, 40), seed=3)
+    first_phone = next(iter(convs)).lstrip("+")
+    with Emulator(convs) as emulator:
+        emulator.set_faults(rate=1.0, kinds=(kind,), pages=(2,), retry_after=1, timeout_seconds=1.5)
+        config = cli.config(emulator, page_size=100, read_timeout_seconds=1)
+        failed = figures.run("read", config, cli.catalog(), None, "--debug")
+        attempts = [r for r in emulator.conversation_requests(first_phone) if r["page"] == 2]
+        emulator.set_faults()
+        resumed = figures.run("read", config, cli.catalog(), failed.last_state) if resume else None
+    return {"convs": convs, "phone": first_phone, "failed": failed, "attempts": len(attempts), "resumed": resumed}
+
+
+@pytest.fixture(scope="module")
+def persistent_outcomes() -> dict[str, Any]:
+    kinds = list(FAULT_KINDS)
+    return dict(zip(kinds, parallel(lambda k: persistent_fault(PARTS["fast"], k, k in RESUMED_FAST), kinds, workers=6)))
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_a_persistent_fault_fails_naming_phone_page_and_cause_and_loses_nothing(persistent_outcomes, kind):
+    check_persistent(PARTS["fast"], kind, result_of(persistent_outcomes, kind))
+
+
+@pytest.mark.soak
+def test_soak_every_persistent_fault_then_a_resume(figures):
+    kinds = list(FAULT_KINDS)
+    failures = []
+    for kind, outcome in zip(kinds, parallel(lambda k: persistent_fault(figures, k), kinds, workers=6)):
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            check_persistent(figures, kind, outcome)
+        except AssertionError as error:
+            failures.append(f"{kind}: {error}")
+    assert not failures, failures
+
+
+def check_persistent(figures: Figures, kind: str, outcome: dict[str, Any]) -> None:
+    failed, convs, phone = outcome["failed"], outcome["convs"], outcome["phone"]
+    messages = error_messages(failed)
+    figures.section("persistent faults")[kind] = {
+        "attempts": outcome["attempts"], "exit_status": failed.returncode, "message": messages[0] if messages else None,
+    }
+    assert failed.returncode != 0
+    assert outcome["attempts"] == MAX_ATTEMPTS
+    first = failed.errors[0]
+    assert f"Phone {phone}, page 2" in first["message"] and CAUSES[kind] in first["message"], first["message"]
+    assert first["failure_type"] == "transient_error"
+    # the other phone and page 1 arrived; the failed phone's cursor did not move past what it missed
+    other, other_messages = list(convs.items())[1]
+    assert compare(failed.records, all_ids(convs))["unexpected"] == 0
+    assert ids_of(other, other_messages) <= {r["id"] for r in failed.records}
+    saved = cursors(failed.last_state)
+    assert saved.get(configured(other)) == str(other_messages[0]["unixDatetime"])
+    assert int(saved.get("+" + phone, 0)) <= convs["+" + phone][-1]["unixDatetime"]
+    # run again, the sync ends the job: together the two runs delivered everything
+    resumed = outcome["resumed"]
+    if resumed is not None:
+        assert resumed.returncode == 0
+        lost = compare(failed.records + resumed.records, all_ids(convs))["lost"]
+        figures.section("persistent faults")[kind]["lost_after_resume"] = lost
+        assert lost == 0
+
+
+def test_retry_after_is_honoured_never_sooner(figures):
+    convs = conversations((250, 40), seed=3)
+    phone = next(iter(convs)).lstrip("+")
+    with Emulator(convs) as emulator:
+        emulator.set_faults(rate=1.0, kinds=("429",), pages=(2,), count=3, retry_after=2)
+        out = figures.run("read", cli.config(emulator, page_size=100), cli.catalog(), None, "--debug")
+        times = [r["time"] for r in emulator.conversation_requests(phone) if r["page"] == 2]
+    assert out.returncode == 0 and compare(out.records, all_ids(convs))["lost"] == 0
+    waits = [b - a for a, b in zip(times, times[1:])]
+    figures.section("retry-after")["honoured"] = {
+        "retry_after_s": 2, "waits": len(waits), "shortest_wait_s": round(min(waits), 2), "attempts": len(times),
+    }
+    assert len(times) == 4  # three 429s, then the page
+    assert min(waits) >= 2  # from the emulator's log: never sooner than asked
+
+
+def test_a_retry_after_beyond_the_cap_fails_at_once_naming_phone_and_page(figures):
+    convs = conversations((250, 40), seed=3)
+    phone = next(iter(convs)).lstrip("+")
+    with Emulator(convs) as emulator:
+        emulator.set_faults(rate=1.0, kinds=("429",), pages=(2,), retry_after=3600)
+        out = figures.run("read", cli.config(emulator, page_size=100), cli.catalog(), None, "--debug")
+        attempts = [r for r in emulator.conversation_requests(phone) if r["page"] == 2]
+    figures.section("retry-after")["beyond the 900 s cap"] = {
+        "retry_after_s": 3600, "attempts": len(attempts), "exit_status": out.returncode, "message": error_messages(out)[0],
+    }
+    assert out.returncode != 0 and len(attempts) == 1
+    assert f"Phone {phone}, page 2" in error_messages(out)[0] and "maximum of 900" in error_messages(out)[0]
+
+
+# -- kills and resumes -------------------------------------------------------------------------
+
+
+def _spawn(tmp: Path, config: Any, catalog: Any, state: Any) -> tuple[subprocess.Popen, Path, Path]:
+    """The installed command in the background, its stdout and stderr in files (for kills)."""
+    argv = [cli.COMMAND, "read"]
+    for name, content in (("config", config), ("catalog", catalog), ("state", state)):
+        if content is not None:
+            (tmp / f"{name}.json").write_text(json.dumps(content))
+            argv += [f"--{name}", str(tmp / f"{name}.json")]
+    out, err = tmp / "out.jsonl", tmp / "err.txt"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, cwd=tmp, start_new_session=True)
+    return proc, out, err
+
+
+def _scan(figures: Figures, *paths: Path) -> str:
+    text = "".join(p.read_text(errors="replace") for p in paths)
+    assert CLIENT_SECRET not in text, "the client secret leaked into the output"
+    figures.scanned(text)
+    return text
+
+
+def kill_and_resume(figures: Figures, tmp: Path, sizes: tuple[int, ...], page_size: int, prior: bool,
+                    new: int, plan: list[tuple[str, int]], seed: int) -> dict[str, Any]:
+    """Runs an incremental sync killed (SIGKILL) at each point of `plan`, each time resuming from the
+    last state the killed run emitted, then once to the end; returns what every run emitted."""
+    convs = conversations(sizes, seed=seed)
+    with Emulator(convs, latency=0.02) as emulator:
+        config = cli.config(emulator, page_size=page_size)
+        catalog = cli.catalog("incremental")
+        state, expected, allowed = None, all_ids(convs), all_ids(convs)
+        if prior:
+            first = figures.run("read", config, catalog)
+            assert first.returncode == 0
+            state = first.last_state
+            added = {p: newer_messages(emulator, p, new, seed) for p in convs}
+            for phone, messages in added.items():
+                emulator.add_messages(phone, messages)
+            expected = all_ids(added)
+            allowed = expected | set().union(*(ids_of(p, m[:1]) for p, m in convs.items()))
+        records: list[dict[str, Any]] = []
+        tally = {"kills": 0, "finished_before_kill": 0, "killed_runs_with_state": 0, "resumes": 0}
+        for number, (trigger, amount) in enumerate(plan):
+            run_dir = tmp / f"run{number}"
+            run_dir.mkdir()
+            base = len(emulator.conversation_requests())
+            proc, out, err = _spawn(run_dir, config, catalog, state)
+            deadline = time.time() + 300
+            while proc.poll() is None and time.time() < deadline:
+                if trigger == "request" and len(emulator.conversation_requests()) - base >= amount:
+                    break
+                if trigger == "bytes" and out.stat().st_size >= amount:
+                    break
+                time.sleep(0.005)
+            finished = proc.poll() is not None
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            tally["finished_before_kill" if finished else "kills"] += 1
+            messages = cli.parse(_scan(figures, out, err))
+            records += [m["record"]["data"] for m in messages if m.get("type") == "RECORD"]
+            states = [m["state"] for m in messages if m.get("type") == "STATE"]
+            if states:
+                tally["killed_runs_with_state"] += not finished
+                assert_well_formed(states[-1:])
+                state = states[-1:]
+            tally["resumes"] += 1
+        final = figures.run("read", config, catalog, state)
+        assert final.returncode == 0, error_messages(final)
+        records += final.records
+        assert_well_formed(final.last_state)
+        newest = {configured(p): str(emulator.conversation(p)[0]["unixDatetime"]) for p in convs if emulator.conversation(p)}
+        assert {p: c for p, c in cursors(final.last_state).items() if p in newest} == newest
+    delivered = {r["id"] for r in records}
+    return {
+        **tally,
+        "expected": len(expected),
+        "delivered": len(delivered & expected),
+        "lost": len(expected - delivered),
+        "unexpected": len(delivered - allowed),
+        "records_emitted": len(records),
+    }
+
+
+def record_kills(figures: Figures, name: str, outcome: dict[str, Any]) -> None:
+    section = figures.section("kills").setdefault(name, {})
+    for key, value in outcome.items():
+        section[key] = section.get(key, 0) + value
+    section["examples"] = section.get("examples", 0) + 1
+
+
+KILL_POINTS = st.one_of(
+    st.tuples(st.just("request"), st.integers(1, 18)),  # before the n-th request is answered
+    st.tuples(st.just("bytes"), st.integers(1, 300_000)),  # once n bytes of messages were written
+)
+
+
+@settings(max_examples=4, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(KILL_POINTS, min_size=1, max_size=2), prior=st.booleans(), new=st.integers(0, 120))
+def test_killed_syncs_resume_from_their_last_state_and_lose_nothing(figures, tmp_path_factory, plan, prior, new):
+    outcome = kill_and_resume(figures, tmp_path_factory.mktemp("kill"), (420, 260, 90, 0), 50, prior, new, plan, seed=9)
+    record_kills(figures, "4 phones, 770 messages, pages of 50", outcome)
+    assert (outcome["lost"], outcome["unexpected"]) == (0, 0), outcome
+
+
+@pytest.mark.soak
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(plan=st.lists(st.one_of(st.tuples(st.just("request"), st.integers(1, 60)),
+                               st.tuples(st.just("bytes"), st.integers(1, 1_500_000))), min_size=1, max_size=4),
+       prior=st.booleans(), new=st.integers(0, 400), seed=st.integers(0, 1000))
+def test_soak_killed_syncs_resume_and_lose_nothing(figures, tmp_path_factory, plan, prior, new, seed):
+    outcome = kill_and_resume(figures, tmp_path_factory.mktemp("kill"), (1200, 800, 500, 300, 100, 0), 50, prior, new, plan, seed)
+    record_kills(figures, "6 phones, 2,900 messages, pages of 50", outcome)
+    assert (outcome["lost"], outcome["unexpected"]) == (0, 0), outcome
+
+
+# -- bad state ---------------------------------------------------------------------------------
+
+
+def _stream(stream_state: Any, name: str = "conversation") -> list[dict[str, Any]]:
+    return [{"type": "STREAM", "stream": {"stream_descriptor": {"name": name}, "stream_state": stream_state}}]
+
+
+def _per_phone(values: dict[str, Any], **extra: Any) -> list[dict[str, Any]]:
+    return _stream({"use_global_cursor": False, "states": [
+        {"partition": {"phone": p}, "cursor": {"unixDatetime": v}} for p, v in values.items()
+    ], **extra})
+
+
+BAD_STATE_CONVS = conversations((30, 12), seed=4)
+_A, _B = (configured(p) for p in BAD_STATE_CONVS)
+_CUT = BAD_STATE_CONVS[_A][9]["unixDatetime"]  # the 10th newest message of phone A
+
+
+def _from(cut: int | None, phone: str) -> set[str]:
+    return ids_of(phone, [m for m in BAD_STATE_CONVS[phone] if cut is None or m["unixDatetime"] >= cut])
+
+
+EVERYTHING = _from(None, _A) | _from(None, _B)
+
+# name -> (state file content, what happens: the ids it must deliver, or the words of its refusal)
+BAD_STATES: dict[str, tuple[Any, Any]] = {
+    "null": ("null", EVERYTHING),
+    "an empty list": ([], EVERYTHING),
+    "an empty object": ({}, EVERYTHING),
+    "another stream's state": (_stream({"unixDatetime": str(_CUT)}, "other_stream"), EVERYTHING),
+    "a LEGACY state message": ([{"type": "LEGACY", "data": {"conversation": {"unixDatetime": str(_CUT)}}}], EVERYTHING),
+    "one cursor for every phone (older shape)": (_stream({"unixDatetime": str(_CUT)}), _from(_CUT, _A) | _from(_CUT, _B)),
+    "a cursor as a number, not a string": (_per_phone({_A: _CUT}), _from(_CUT, _A) | _from(None, _B)),
+    "a cursor in the future": (_per_phone({_A: "99999999999", _B: str(_CUT)}), _from(None, _A) | _from(_CUT, _B)),
+    "a negative cursor": (_per_phone({_A: "-5"}), EVERYTHING),
+    "a phone that is not configured": (_per_phone({"+390000000000": str(_CUT)}), EVERYTHING),
+    "the CDK's own shape, with global state and lookback": (
+        _per_phone({_A: str(_CUT)}, state={"unixDatetime": "99999999999"}, lookback_window=5), _from(_CUT, _A) | _from(None, _B)),
+    "an empty file": ("", "state file"),
+    "not JSON": ("{nope", "state file"),
+    "a state message of no type": ([{}], "state file"),
+    "a legacy dict, not a list of messages": ({"conversation": {"unixDatetime": str(_CUT)}}, "state file"),
+    "stream_state a list": (_stream([1, 2]), "state file"),
+    "stream_state a string": (_stream("abc"), "state file"),
+    "a GLOBAL state with shared state": ([{"type": "GLOBAL", "global": {"shared_state": {"x": 1}, "stream_states": []}}], "GLOBAL"),
+    "unknown keys": (_stream({"foo": 1}), "saved state of the conversation stream is not usable"),
+    '"states" not a list': (_stream({"states": "x"}), "saved state of the conversation stream is not usable"),
+    "an entry without a cursor": (_stream({"states": [{"partition": {"phone": _A}}]}), "saved state of the conversation stream is not usable"),
+    "a cursor that is not a number": (_per_phone({_A: "abc"}), "not a unix time"),
+    "a null cursor": (_per_phone({_A: None}), "not a unix time"),
+    "a cursor with a fraction": (_per_phone({_A: "1749000000.5"}), "not a unix time"),
+    "a cursor that is a list": (_per_phone({_A: [1]}), "not a unix time"),
+}
+
+
+def run_bad_state(figures: Figures, name: str) -> dict[str, Any]:
+    content, _ = BAD_STATES[name]
+    with Emulator(BAD_STATE_CONVS) as emulator:
+        out = figures.run("read", cli.config(emulator, page_size=10), cli.catalog(), content, "--debug")
+        return {"out": out, "requests": len(emulator.requests)}
+
+
+def check_bad_state(figures: Figures, name: str, outcome: dict[str, Any]) -> None:
+    _, expectation = BAD_STATES[name]
+    out = outcome["out"]
+    if isinstance(expectation, set):
+        tally = compare(out.records, expectation)
+        figures.section("bad state")[name] = {"outcome": "read", **tally}
+        assert out.returncode == 0, error_messages(out)
+        # never a silent skip: every message the state does not cover arrives
+        assert (tally["lost"], tally["unexpected"]) == (0, 0), tally
+    else:
+        message = error_messages(out)[0] if out.errors else None
+        figures.section("bad state")[name] = {"outcome": "refused", "message": message, "requests": outcome["requests"]}
+        assert out.returncode != 0 and not out.records
+        assert outcome["requests"] == 0  # refused before anything is read
+        assert expectation in message, message
+
+
+@pytest.fixture(scope="module")
+def bad_state_outcomes() -> dict[str, Any]:
+    names = list(BAD_STATES)
+    return dict(zip(names, parallel(lambda n: run_bad_state(PARTS["fast"], n), names, workers=3)))
+
+
+@pytest.mark.parametrize("name", list(BAD_STATES))
+def test_a_bad_state_works_sensibly_or_fails_clearly(bad_state_outcomes, name):
+    check_bad_state(PARTS["fast"], name, result_of(bad_state_outcomes, name))
+
+
+# -- bad config --------------------------------------------------------------------------------
+
+_DROP = object()
+
+# name -> (changes to a good config (or the whole file's text), the field the message must name)
+BAD_CONFIGS: dict[str, tuple[Any, str]] = {
+    "client_id missing": ({"client_id": _DROP}, "client_id"),
+    "client_id empty": ({"client_id": ""}, "client_id"),
+    "client_id only spaces": ({"client_id": "   "}, "client_id"),
+    "client_id with a trailing newline": ({"client_id": "emulator-client\n"}, "client_id"),
+    "client_id a number": ({"client_id": 123}, "client_id"),
+    "client_id null": ({"client_id": None}, "client_id"),
+    "client_secret missing": ({"client_secret": _DROP}, "client_secret"),
+    "client_secret empty": ({"client_secret": ""}, "client_secret"),
+    "client_secret with a trailing newline": ({"client_secret": CLIENT_SECRET + "\n"}, "client_secret"),
+    "client_secret padded with spaces": ({"client_secret": f" {CLIENT_SECRET} "}, "client_secret"),
+    "client_secret a number": ({"client_secret": 987654321}, "client_secret"),
+    "client_secret a list": ({"client_secret": [CLIENT_SECRET]}, "client_secret"),
+    "phone_numbers not a list": ({"phone_numbers": "+393331000000"}, "phone_numbers"),
+    "phone_numbers with a letter": ({"phone_numbers": ["+39333100000a"]}, "phone_numbers[0]"),
+    "phone_numbers too short": ({"phone_numbers": ["+393331000000", "12345"]}, "phone_numbers[1]"),
+    "phone_numbers too long": ({"phone_numbers": ["1234567890123456"]}, "phone_numbers[0]"),
+    "phone_numbers with spaces": ({"phone_numbers": ["+39 333 100 0000"]}, "phone_numbers[0]"),
+    "phone_numbers with a trailing newline": ({"phone_numbers": ["+393331000000\n"]}, "phone_numbers[0]"),
+    "phone_numbers a number": ({"phone_numbers": [393331000000]}, "phone_numbers[0]"),
+    "phone_numbers null": ({"phone_numbers": [None]}, "phone_numbers[0]"),
+    "phone_numbers twice the same": ({"phone_numbers": ["+393331000000", "+393331000000"]}, "phone_numbers"),
+    "start_date a date only": ({"start_date": "2024-01-01"}, "start_date"),
+    "start_date words": ({"start_date": "yesterday"}, "start_date"),
+    "start_date month 13": ({"start_date": "2024-13-01T00:00:00Z"}, "start_date"),
+    "start_date 30 February": ({"start_date": "2024-02-30T00:00:00Z"}, "start_date"),
+    "start_date with an offset": ({"start_date": "2024-01-01T00:00:00+01:00"}, "start_date"),
+    "start_date a number": ({"start_date": 1704067200}, "start_date"),
+    "lookback_window_days negative": ({"lookback_window_days": -1}, "lookback_window_days"),
+    "lookback_window_days a string": ({"lookback_window_days": "3"}, "lookback_window_days"),
+    "lookback_window_days a fraction": ({"lookback_window_days": 1.5}, "lookback_window_days"),
+    "lookback_window_days above 365": ({"lookback_window_days": 366}, "lookback_window_days"),
+    "page_size 0": ({"page_size": 0}, "page_size"),
+    "page_size 2001": ({"page_size": 2001}, "page_size"),
+    "page_size a string": ({"page_size": "100"}, "page_size"),
+    "page_size a fraction": ({"page_size": 100.5}, "page_size"),
+    "num_workers 0": ({"num_workers": 0}, "num_workers"),
+    "num_workers 100": ({"num_workers": 100}, "num_workers"),
+    "num_workers a string": ({"num_workers": "abc"}, "num_workers"),
+    "base_url not a URL": ({"base_url": "not a url"}, "base_url"),
+    "base_url ftp": ({"base_url": "ftp://127.0.0.1"}, "base_url"),
+    "base_url empty": ({"base_url": ""}, "base_url"),
+    "base_url with a space": ({"base_url": "http://127.0.0.1 :80"}, "base_url"),
+    "the config a list": ("[1, 2]", "config"),
+    "the config not JSON": ("{nope", "config"),
+}
+
+# read for every form and check and discover for a few in the fast part; all three for every form in soak
+FAST_CHECK_DISCOVER = {"client_secret with a trailing newline", "start_date 30 February", "num_workers a string", "the config not JSON"}
+
+
+def run_bad_config(figures: Figures, name: str, command: str) -> dict[str, Any]:
+    change, _ = BAD_CONFIGS[name]
+    with Emulator(BAD_STATE_CONVS) as emulator:
+        if isinstance(change, str):
+            config: Any = change
+        else:
+            config = cli.config(emulator)
+            for key, value in change.items():
+                config.pop(key) if value is _DROP else config.__setitem__(key, value)
+        catalog = cli.catalog() if command == "read" else None
+        # the secret as configured (trimmed, for one padded on purpose) stays out of every output
+        secret = change.get("client_secret", CLIENT_SECRET) if isinstance(change, dict) else CLIENT_SECRET
+        secret = str(secret).strip() if isinstance(secret, (str, int)) and str(secret).strip() else CLIENT_SECRET
+        out = figures.run(command, config, catalog, None, "--debug", secret=secret)
+        return {"out": out, "requests": len(emulator.requests)}
+
+
+def check_bad_config(figures: Figures, name: str, command: str, outcome: dict[str, Any]) -> None:
+    _, field_name = BAD_CONFIGS[name]
+    out = outcome["out"]
+    if command == "check":
+        message = out.connection_status.get("message") if out.of_type("CONNECTION_STATUS") else (error_messages(out) or [None])[0]
+        refused = out.of_type("CONNECTION_STATUS") and out.connection_status["status"] == "FAILED" or out.returncode != 0
+    else:
+        message = (error_messages(out) or [None])[0]
+        refused = out.returncode != 0 and not out.records and not out.of_type("CATALOG")
+    figures.section("bad config").setdefault(name, {})[command] = {
+        "refused": bool(refused), "requests": outcome["requests"], "message": message,
+    }
+    assert refused, out.stdout[-2000:]
+    assert outcome["requests"] == 0  # refused before any request
+    assert message and field_name in message, message
+
+
+BAD_CONFIG_FAST = [(n, "read") for n in BAD_CONFIGS] + [(n, c) for n in sorted(FAST_CHECK_DISCOVER) for c in ("check", "discover")]
+
+
+@pytest.fixture(scope="module")
+def bad_config_outcomes() -> dict[tuple[str, str], Any]:
+    return dict(zip(BAD_CONFIG_FAST, parallel(lambda nc: run_bad_config(PARTS["fast"], *nc), BAD_CONFIG_FAST, workers=3)))
+
+
+@pytest.mark.parametrize("name,command", BAD_CONFIG_FAST)
+def test_bad_config_is_refused_clearly_before_any_request(bad_config_outcomes, name, command):
+    check_bad_config(PARTS["fast"], name, command, result_of(bad_config_outcomes, (name, command)))
+
+
+@pytest.mark.soak
+def test_soak_every_bad_config_with_check_discover_and_read(figures):
+    cases = [(n, c) for n in BAD_CONFIGS for c in ("check", "discover", "read")]
+    failures = []
+    for (name, command), outcome in zip(cases, parallel(lambda nc: run_bad_config(figures, *nc), cases, workers=3)):
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            check_bad_config(figures, name, command, outcome)
+        except AssertionError as error:
+            failures.append(f"{name} / {command}: {error}")
+    assert not failures, failures
+
+
+@pytest.mark.soak
+def test_soak_every_bad_state(figures):
+    failures = []
+    names = list(BAD_STATES)
+    for name, outcome in zip(names, parallel(lambda n: run_bad_state(figures, n), names, workers=3)):
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            check_bad_state(figures, name, outcome)
+        except AssertionError as error:
+            failures.append(f"{name}: {error}")
+    assert not failures, failures
+
+
+# -- hostile data ------------------------------------------------------------------------------
+
+EVERY_PLANE = "".join(chr(plane * 0x10000 + 0x4E2D) for plane in range(17))  # one code point in each of the 17 planes
+CONTROL = "".join(map(chr, [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, 0xFEFF, 0x200F, 0xFFFE, 0xFFFF]))
+FILE_SHAPES = [
+    None, [], [{"name": "a.jpg", "image": "https://f/a.jpg", "mime": "image/jpeg"}],
+    [{"name": "a.jpg"}, {"name": "b.pdf", "mime": None}], {"name": "r.pdf", "image": "https://f/r.pdf", "mime": "application/pdf"},
+    "https://f/only-a-url.jpg", [None], {"name": None, "image": None, "mime": None}, {"nested": {"deep": [1, {"x": None}]}},
+]
+
+
+def hostile_messages(phone: str, newest: int) -> list[dict[str, Any]]:
+    digits = phone.lstrip("+")
+    crafted: list[dict[str, Any]] = [
+        {"messageId": "long", "direction": "outbound", "message": "x" * 1_000_000},
+        {"messageId": "long-unicode", "direction": "outbound", "message": "😀" * 250_000},
+        {"messageId": "planes", "direction": "outbound", "message": EVERY_PLANE, "sender": EVERY_PLANE},
+        {"messageId": "control", "direction": "outbound", "message": CONTROL, "receiver": CONTROL},
+        {"messageId": None, "direction": "inbound", "sender": digits, "message": CONTROL + EVERY_PLANE},
+        {"messageId": "nulls", "direction": None, "sender": None, "receiver": None, "message": None,
+         "file": None, "datetime": None, "deliveryStatus": None, "mine": None},
+        {"messageId": None, "direction": None, "sender": None, "receiver": None, "message": None, "file": None},
+        {"messageId": "only-id"},
+        {"messageId": "ts-null", "unixDatetime": None},
+        {"messageId": "ts-text", "unixDatetime": "yesterday"},
+        {"messageId": "ts-digits", "unixDatetime": str(newest - 5)},
+        {"messageId": 424242, "message": "a numeric messageId"},
+        {"messageId": "", "direction": "inbound", "message": "an empty messageId"},
+        {"messageId": "unknown-fields", "brandNew": {"nested": [1, 2, {"x": None}]}, "mine": False, "émoji_key_😀": "v"},
+        {"messageId": "html", "message": "<script>alert(1)</script>\\\"';--"},
+    ]
+    crafted += [{"messageId": f"file-{i}", "direction": "outbound", "file": shape} for i, shape in enumerate(FILE_SHAPES)]
+    messages = []
+    for i, message in enumerate(crafted):
+        message.setdefault("unixDatetime", newest - 60 * i)
+        messages.append(message)
+    return messages
+
+
+class HostileEmulator(Emulator):
+    """The emulator, plus what a hostile API does to some phones:
+
+    `escaped`: bodies in ASCII with \\u escapes, so a lone surrogate can travel; `overlapping`:
+    each page repeats the last message of the page before; `arriving`: new messages arrive once
+    page 1 was served (the total grows, the pages shift down); `vanishing`: messages of page 1 are
+    deleted once it was served (the total shrinks, the pages shift up); `unknown`: the API answers
+    an error body, as it may for a number it does not know.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.escaped: set[str] = set()
+        self.overlapping: set[str] = set()
+        self.arriving: dict[str, list[dict[str, Any]]] = {}
+        self.vanishing: dict[str, int] = {}
+        self.unknown: set[str] = set()
+
+    def page_body(self, phone: str, page: int, limit: int) -> bytes:
+        if page == 2 and phone in self.arriving:
+            self.add_messages(phone, self.arriving.pop(phone))
+        if page == 2 and phone in self.vanishing:
+            current = self.conversation(phone)
+            gone = self.vanishing.pop(phone)
+            self.set_conversation(phone, current[:3] + current[3 + gone:])
+        if phone in self.unknown:
+            return json.dumps({"error": 404, "errorMsg": "Unknown number"}).encode()
+        if phone in self.escaped or phone in self.overlapping:
+            messages = self.conversation(phone)
+            start = (page - 1) * limit - (1 if phone in self.overlapping and page > 1 else 0)
+            chunk = messages[start : page * limit]
+            return json.dumps({"total": len(messages), "shown": len(chunk), "page": page, "limit": limit, "conversation": chunk},
+                              ensure_ascii=phone in self.escaped).encode()
+        return super().page_body(phone, page, limit)
+
+
+def test_hostile_data_arrives_whole_and_nothing_is_lost(figures):
+    phones = sample_phones(7)
+    hostile, escaped, overlapping, arriving, vanishing, empty, unknown_to_api = phones
+    newest = 1_749_113_086
+    surrogates = [{"messageId": "lone-surrogate", "message": "a\ud800b\udfffc", "unixDatetime": newest},
+                  {"messageId": "pair", "message": "😀 travels as a pair of escapes", "unixDatetime": newest - 60}]
+    convs = {
+        hostile: hostile_messages(hostile, newest),
+        escaped: surrogates + hostile_messages(escaped, newest - 120)[2:5],
+        overlapping: make_conversation(overlapping, 60, seed=1),
+        arriving: make_conversation(arriving, 50, seed=2),
+        vanishing: make_conversation(vanishing, 50, seed=3),
+        empty: [],
+    }
+    emulator = HostileEmulator(convs)
+    emulator.escaped.add(escaped.lstrip("+"))
+    emulator.overlapping.add(overlapping.lstrip("+"))
+    late = newer_messages(emulator, arriving, 9, seed=1)
+    emulator.arriving[arriving.lstrip("+")] = late
+    emulator.vanishing[vanishing.lstrip("+")] = 4
+    with emulator:
+        config = cli.config(emulator, page_size=7, phone_numbers=[configured(p) for p in phones[:6]] + [configured(unknown_to_api)])
+        out = figures.run("read", config, cli.catalog(), None, "--debug")
+        assert out.returncode == 0, error_messages(out)
+        section = figures.section("hostile data")
+        by_phone = collections.defaultdict(list)
+        for record in out.records:
+            by_phone[record["phone"]].append(record)
+
+        # every message arrives, with every value the API sent (the serializer leaves out nulls)
+        for phone in (hostile, escaped):
+            tally = compare(by_phone[configured(phone)], ids_of(phone, convs[phone]))
+            section["hostile messages" if phone == hostile else "lone surrogates, escaped bodies"] = tally
+            assert (tally["lost"], tally["unexpected"], tally["twice"]) == (0, 0, 0), tally
+            for message in convs[phone]:
+                record = next(r for r in by_phone[configured(phone)] if r["id"] == message_id(configured(phone), message))
+                for key, value in message.items():
+                    if key == "unixDatetime" and isinstance(value, str) and value.isdigit():
+                        value = int(value)  # MessageFields makes a numeric string the integer it is
+                    if key == "messageId" and isinstance(value, int):
+                        continue
+                    if value is not None:
+                        assert record[key] == value, (message.get("messageId"), key)
+
+        # duplicates on every page boundary: each message at least once, the extra copies identical
+        tally = compare(by_phone[configured(overlapping)], ids_of(overlapping, convs[overlapping]))
+        section["duplicates on page boundaries"] = tally
+        assert (tally["lost"], tally["unexpected"]) == (0, 0) and tally["twice"] == 60 // 7, tally
+
+        # new messages mid-sync push the pages down: the old ones all arrive (some twice), the new
+        # ones that moved onto later pages too, the others with the next sync
+        first_ids = {r["id"] for r in by_phone[configured(arriving)]}
+        tally = compare(by_phone[configured(arriving)], ids_of(arriving, convs[arriving]))
+        tally["unexpected"] = len(first_ids - ids_of(arriving, convs[arriving] + late))
+        section["total grows while paging"] = tally
+        assert (tally["lost"], tally["unexpected"]) == (0, 0), tally
+
+        # messages deleted mid-sync pull the pages up: paging restarts, nothing still there is skipped
+        still_there = emulator.conversation(vanishing)
+        tally = compare(by_phone[configured(vanishing)], ids_of(vanishing, convs[vanishing]))
+        tally["lost"] = len(ids_of(vanishing, still_there) - {r["id"] for r in by_phone[configured(vanishing)]})
+        section["total shrinks while paging"] = tally
+        assert tally["lost"] == 0, tally
+        assert any("shrank from 50 to 46" in m["log"]["message"] for m in out.of_type("LOG"))
+
+        assert not by_phone[configured(empty)] and not by_phone[configured(unknown_to_api)]
+        section["an empty conversation"] = {"expected": 0, "delivered": 0, "lost": 0}
+        section["a phone the API has nothing for"] = {"expected": 0, "delivered": 0, "lost": 0}
+
+        # the next sync brings the messages that arrived mid-sync, and the state holds every phone
+        again = figures.run("read", config, cli.catalog(), out.last_state)
+        arrived = first_ids | {r["id"] for r in again.records if r["phone"] == configured(arriving)}
+        assert ids_of(arriving, late) <= arrived
+        section["total grows while paging"]["new_messages_by_next_sync"] = len(ids_of(arriving, late) & arrived)
+        assert_well_formed(again.last_state)
+
+
+def test_a_phone_the_api_refuses_fails_by_name_and_the_others_arrive(figures):
+    convs = conversations((120, 30), seed=6)
+    known, other = convs
+    stranger = "+390000000001"
+    with HostileEmulator(convs) as emulator:
+        emulator.unknown.add(stranger.lstrip("+"))
+        config = cli.config(emulator, page_size=50, phone_numbers=[configured(known), stranger, configured(other)])
+        out = figures.run("read", config, cli.catalog(), None, "--debug")
+    messages = error_messages(out)
+    figures.section("hostile data")["a phone the API answers with an error"] = {
+        "exit_status": out.returncode, "message": messages[0] if messages else None, **compare(out.records, all_ids(convs)),
+    }
+    assert out.returncode != 0
+    assert f"Phone {stranger.lstrip('+')}, page 1" in messages[0] and "Unknown number" in messages[0]
+    assert compare(out.records, all_ids(convs))["lost"] == 0
+    saved = cursors(out.last_state)
+    assert saved[configured(known)] == str(convs[known][0]["unixDatetime"])
+    assert saved[configured(other)] == str(convs[other][0]["unixDatetime"])
+    assert int(saved.get(stranger, 0)) == 0  # at most the start: its history is read once it answers
+
+
+def future_message(figures: Figures, wait_for_it: bool) -> None:
+    """The CDK reads up to the time the sync starts: a message dated later (a scheduled one) is
+    left for a later sync, and the cursor does not jump ahead to it, which would skip the replies
+    dated before it that arrive in the meantime."""
+    phone = sample_phones(1)[0]
+    now = int(time.time())
+    past = make_conversation(phone, 10, newest=now - 3600, seed=8)
+    later = now + 40
+    scheduled = {"messageId": "scheduled", "direction": "outbound", "message": "reminder", "unixDatetime": later, "deliveryStatus": "SCHEDULED"}
+    with Emulator({phone: [scheduled] + past}) as emulator:
+        config = cli.config(emulator)
+        first = figures.run("read", config, cli.catalog(), None)
+        assert {r["id"] for r in first.records} == ids_of(phone, past)
+        assert cursors(first.last_state) == {configured(phone): str(past[0]["unixDatetime"])}
+        reply = {"messageId": None, "direction": "inbound", "message": "a reply", "unixDatetime": int(time.time()) - 1}
+        emulator.set_conversation(phone, [scheduled, reply] + past)
+        second = figures.run("read", config, cli.catalog(), first.last_state)
+        assert ids_of(phone, [reply]) <= {r["id"] for r in second.records}
+        outcome = {"first_sync": "left for later", "reply_dated_before_it": "delivered by the next sync", "lost": 0}
+        if wait_for_it:
+            time.sleep(max(0.0, later + 1 - time.time()))
+            third = figures.run("read", config, cli.catalog(), second.last_state)
+            assert ids_of(phone, [scheduled]) <= {r["id"] for r in third.records}
+            outcome["once_its_time_has_come"] = "delivered"
+    figures.section("hostile data")["a message dated in the future"] = outcome
+
+
+def test_a_message_dated_in_the_future_does_not_move_the_cursor_past_later_replies(figures):
+    future_message(figures, wait_for_it=False)
+
+
+@pytest.mark.soak
+def test_soak_a_message_dated_in_the_future_arrives_once_its_time_has_come(figures):
+    future_message(figures, wait_for_it=True)
+
+
+# -- load --------------------------------------------------------------------------------------
+
+_PEAK = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[1:])\n"
+    "print(f'peak_rss_kb={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def big_read(figures: Figures, tmp: Path, config: Any, state: Any) -> dict[str, Any]:
+    """A read whose output is too big to hold: streamed to a file, scanned and counted from it."""
+    argv = [sys.executable, "-c", _PEAK, cli.COMMAND, "read"]
+    for name, content in (("config", config), ("catalog", cli.catalog()), ("state", state)):
+        if content is not None:
+            (tmp / f"{name}.json").write_text(json.dumps(content))
+            argv += [f"--{name}", str(tmp / f"{name}.json")]
+    out, err = tmp / "out.jsonl", tmp / "err.txt"
+    started = time.time()
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        code = subprocess.call(argv, stdout=stdout, stderr=stderr, cwd=tmp)
+    seconds = time.time() - started
+    ids: collections.Counter[str] = collections.Counter()
+    last_state, errors = None, []
+    with open(out) as lines:
+        for line in lines:
+            assert CLIENT_SECRET not in line, "the client secret leaked into the output"
+            message = json.loads(line)
+            if message["type"] == "RECORD":
+                ids[message["record"]["data"]["id"]] += 1
+            elif message["type"] == "STATE":
+                last_state = [message["state"]]
+            elif message["type"] == "TRACE" and message["trace"]["type"] == "ERROR":
+                errors.append(message["trace"]["error"]["message"])
+    stderr_text = _scan(figures, err)
+    figures.bytes_scanned += out.stat().st_size
+    peak = int(stderr_text.rsplit("peak_rss_kb=", 1)[1].split()[0])
+    return {"code": code, "ids": ids, "state": last_state, "errors": errors, "seconds": seconds, "peak_rss_mb": peak // 1024}
+
+
+@pytest.mark.soak
+def test_soak_a_thousand_phones_and_a_million_messages_in_one_sync(figures, tmp_path):
+    phones = sample_phones(1000)
+    convs = {p: make_conversation(p, 1000, seed=i) for i, p in enumerate(phones)}
+    with Emulator(convs) as emulator:
+        config = cli.config(emulator)
+        first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+        first_dir.mkdir(), second_dir.mkdir()
+        first = big_read(figures, first_dir, config, None)
+        assert first["code"] == 0, first["errors"]
+        expected = all_ids(convs)
+        tally = compare([{"id": i} for i in first["ids"].elements()], expected)
+        state = first["state"]
+        assert_well_formed(state)
+        assert cursors(state) == {configured(p): str(msgs[0]["unixDatetime"]) for p, msgs in convs.items()}
+        requests_first = len(emulator.conversation_requests())
+        # the state of 1,000 phones round-trips: the next sync makes one request per phone
+        second = big_read(figures, second_dir, config, state)
+        assert second["code"] == 0, second["errors"]
+        requests_second = len(emulator.conversation_requests()) - requests_first
+    figures.section("load")["1,000 phones, 1,000,000 messages"] = {
+        **tally,
+        "requests": requests_first,
+        "seconds": round(first["seconds"], 1),
+        "peak_rss_mb": first["peak_rss_mb"],
+        "state_bytes": len(json.dumps(state)),
+        "state_phones": len(cursors(state)),
+        "next_sync_requests": requests_second,
+        "next_sync_records": sum(second["ids"].values()),
+        "next_sync_peak_rss_mb": second["peak_rss_mb"],
+    }
+    assert (tally["lost"], tally["unexpected"], tally["twice"]) == (0, 0, 0), tally
+    assert requests_second == 1000 and sum(second["ids"].values()) == 1000  # one boundary record per phone
