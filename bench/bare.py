@@ -6,7 +6,11 @@ extractor, so that the connector's time above it is what our fields and the curs
 `--fields` keeps the added fields (the transformation) and drops only the cursor, to tell the
 two apart.
 
-    python bench/bare.py [--fields] read --config config.json --catalog full_refresh_catalog.json
+`--straightforward` runs instead the whole stream as one would first write it with the CDK's
+components only (three AddFields templates, DpathExtractor, CursorPagination, DefaultErrorHandler
+with the manifest's filters), cursor included: the baseline the issue's target is set against.
+
+    python bench/bare.py [--fields | --straightforward] read --config config.json --catalog catalog.json
 """
 
 from __future__ import annotations
@@ -38,16 +42,52 @@ def bare_manifest(keep_fields: bool = False) -> dict[str, Any]:
     return manifest
 
 
+STRAIGHTFORWARD_FIELDS = [
+    {"type": "AddedFieldDefinition", "path": ["phone"], "value": "{{ stream_partition.phone }}", "value_type": "string"},
+    {
+        "type": "AddedFieldDefinition",
+        "path": ["id"],
+        "value": "{{ record.messageId or ('h' ~ ([stream_partition.phone, record.direction, record.unixDatetime, "
+        "record.sender, record.receiver, record.message] | join('|') | hash('sha256'))[:32]) }}",
+        "value_type": "string",
+    },
+    {
+        "type": "AddedFieldDefinition",
+        "path": ["datetime_utc"],
+        "value": "{{ format_datetime(record.unixDatetime, '%Y-%m-%dT%H:%M:%SZ') }}",
+        "value_type": "string",
+    },
+]
+
+
+def straightforward_manifest() -> dict[str, Any]:
+    manifest = safe_load_yaml(MANIFEST.read_text())
+    definitions = manifest["definitions"]
+    stream = definitions["conversation_stream"]
+    stream["transformations"] = [{"type": "AddFields", "fields": STRAIGHTFORWARD_FIELDS}]
+    stream["retriever"]["record_selector"]["extractor"] = {"type": "DpathExtractor", "field_path": ["conversation"]}
+    definitions["paginator"]["pagination_strategy"] = {
+        "type": "CursorPagination",
+        "page_size": "{{ config.get('page_size') or 2000 }}",
+        "cursor_value": "{{ response.page + 1 }}",
+        "stop_condition": "{{ response.page * page_size >= response.total }}",
+    }
+    handler = definitions["requester"]["error_handler"]
+    handler["type"] = "DefaultErrorHandler"
+    handler.pop("class_name", None)
+    return manifest
+
+
 def main() -> None:
     args = sys.argv[1:]
     keep_fields = "--fields" in args
-    if keep_fields:
-        args.remove("--fields")
+    straightforward = "--straightforward" in args
+    args = [a for a in args if a not in ("--fields", "--straightforward")]
     parsed = AirbyteEntrypoint.parse_args(args)
     config = getattr(parsed, "config", None)
     catalog = getattr(parsed, "catalog", None)
     source = ConcurrentDeclarativeSource(
-        source_config=bare_manifest(keep_fields),
+        source_config=straightforward_manifest() if straightforward else bare_manifest(keep_fields),
         config=ConcurrentDeclarativeSource.read_config(config) if config else None,
         catalog=ConcurrentDeclarativeSource.read_catalog(catalog) if catalog else None,
         state=None,

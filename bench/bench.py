@@ -123,8 +123,8 @@ class Files:
             argv += ["--state", self._write("state", state)]
         return argv
 
-    def bare(self, *options: str) -> list[str]:
-        return BARE + [*options, "read", "--config", self.config, "--catalog", self.full_refresh]
+    def bare(self, *options: str, catalog: str | None = None) -> list[str]:
+        return BARE + [*options, "read", "--config", self.config, "--catalog", catalog or self.full_refresh]
 
     def floor(self) -> list[str]:
         return FLOOR + ["--config", self.config]
@@ -211,6 +211,7 @@ def fmt_runs(values: list[float]) -> str:
 # -- scenarios --------------------------------------------------------------------------------
 FLOOR_NAME = "floor (bench/floor.py)"
 CONNECTOR_NAME = "connector (source-smstools read, incremental)"
+STRAIGHTFORWARD_NAME = "straightforward manifest, CDK components only (bench/bare.py --straightforward, incremental)"
 
 
 def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
@@ -221,6 +222,9 @@ def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[lis
         commands = {
             FLOOR_NAME: files.floor(),
             CONNECTOR_NAME: files.connector(),
+            STRAIGHTFORWARD_NAME: files.bare(
+                "--straightforward", catalog=files.incremental
+            ),
             "connector without the cursor (bench/bare.py --fields, full refresh)": files.bare("--fields"),
             "bare manifest: no added fields, no cursor (bench/bare.py, full refresh)": files.bare(),
         }
@@ -444,7 +448,9 @@ def verdicts(figures: dict[str, dict[str, Any]]) -> list[str]:
 
     if "throughput" in figures:
         ratio = figures["throughput"][CONNECTOR_NAME]
-        row("throughput ≥ 0.30 of the floor", f"{ratio:.2f}", ratio >= 0.30)
+        row("throughput ≥ 0.30 of the floor (wall clock)", f"{ratio:.2f}", ratio >= 0.30)
+        times = ratio / figures["throughput"][STRAIGHTFORWARD_NAME]
+        row("(the same target put as) 3× the straightforward manifest", f"{times:.1f}×", times >= 3)
     if "requests" in figures:
         for read in ("full", "incremental"):
             made, least = figures["requests"][read]
