@@ -45,7 +45,7 @@ NOTES = """\
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     def cell(value: Any) -> str:
         text = "" if value is None else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")[:220]
+        return text.replace("|", "\\|").replace("\n", " ")[:400]
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
