@@ -1,4 +1,4 @@
-"""`make bench`: throughput, requests, concurrency, memory and start-up of the connector.
+"""`make bench`: throughput, requests, concurrency, memory, start-up and phone discovery at scale.
 
 The API emulator runs in its own processes; every measured command runs as its own subprocess,
 exactly as Airbyte runs the connector. Our machines are small and shared, so every figure is
@@ -53,10 +53,12 @@ class Sizes:
     workers: tuple[int, int] = (2, 10)
     runs: int = 3
     spec_runs: int = 5
+    discovered_phones: int = 3_000
 
 
 QUICK = Sizes(
-    throughput=3_000, memory=(1_000, 5_000), requests=(4_001, 2_000, 40), phones=4, latency_ms=50, runs=1, spec_runs=1
+    throughput=3_000, memory=(1_000, 5_000), requests=(4_001, 2_000, 40), phones=4, latency_ms=50, runs=1, spec_runs=1,
+    discovered_phones=20,
 )
 
 
@@ -433,6 +435,31 @@ def startup(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[s
     return lines, {"spec": median(times)}
 
 
+def discovery(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
+    """bench/discovery.py: three syncs of an account whose phones are all found by discovery."""
+    proc = subprocess.run(
+        [PYTHON, str(ROOT / "bench" / "discovery.py"), "--phones", str(sizes.discovered_phones), "--messages", "5"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    syncs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    lines = [
+        f"### 6. Discovery: {sizes.discovered_phones:,} phones found in contacts, inbox and message log (5 messages each, 4 workers)",
+        "",
+        "| sync | requests (conversation + sources) | records | wall s | peak RSS MiB | state entries | state KB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for sync in syncs:
+        requests_made = sync["requests"]
+        conversation = requests_made.get("conversation", 0)
+        log(f"  {sync['sync']}: {sync['records']} records, {sum(requests_made.values())} requests, {sync['seconds']} s")
+        lines.append(
+            f"| {sync['sync']} | {sum(requests_made.values()):,} ({conversation:,} + {sum(requests_made.values()) - conversation}) "
+            f"| {sync['records']:,} | {sync['seconds']} | {sync['peak_rss_mib']} | {sync['state_entries']:,} "
+            f"| {sync['state_bytes'] / 1000:.0f} |"
+        )
+    return lines, {"syncs": syncs}
+
+
 # -- report -----------------------------------------------------------------------------------
 def machine() -> str:
     cpu = "unknown CPU"
@@ -489,6 +516,7 @@ SCENARIOS = {
     "concurrency": concurrency,
     "memory": memory,
     "startup": startup,
+    "discovery": discovery,
 }
 
 
