@@ -173,6 +173,21 @@ def parallel(function: Callable[[Any], Any], items: Iterable[Any], workers: int)
         return list(pool.map(guarded, items))
 
 
+def assert_each(cases: list[Any], run: Callable[[Any], Any], check: Callable[[Any, Any], None], workers: int,
+                label: Callable[[Any], str] = str) -> None:
+    """run(case) for every case, several at once, then check(case, outcome): one assertion at the
+    end lists every case that failed, so a soak run reports them all."""
+    failures = []
+    for case, outcome in zip(cases, parallel(run, cases, workers)):
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            check(case, outcome)
+        except AssertionError as error:
+            failures.append(f"{label(case)}: {error}")
+    assert not failures, failures
+
+
 def result_of(results: dict[str, Any], key: str) -> Any:
     result = results[key]
     if isinstance(result, BaseException):
@@ -261,20 +276,13 @@ def test_soak_every_fault_kind_and_mixes_over_two_syncs(figures):
     sizes = (2000, 1500, 700, 300, 40, 0)
     scenarios = [((kind,), 0.3, kind) for kind in FAULT_KINDS]
     scenarios += [(FAULT_KINDS, 0.3, "mix of all kinds"), (FAULT_KINDS, 0.5, "mix of all kinds, 50%")]
-    outcomes = parallel(
-        lambda s: read_under_faults(figures, s[0], s[1], sizes, 100, seed=23, new_messages=150),
+    assert_each(
         scenarios,
+        lambda s: read_under_faults(figures, s[0], s[1], sizes, 100, seed=23, new_messages=150),
+        lambda s, outcome: check_fault_outcome(figures, s[2], s[1], outcome),
         workers=5,
+        label=lambda s: s[2],
     )
-    failures = []
-    for (kinds, rate, name), outcome in zip(scenarios, outcomes):
-        try:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            check_fault_outcome(figures, name, rate, outcome)
-        except AssertionError as error:
-            failures.append(f"{name}: {error}")
-    assert not failures, failures
 
 
 # -- persistent faults, Retry-After and the bounds on waiting ------------------------------------
@@ -318,16 +326,12 @@ def test_a_persistent_fault_fails_naming_phone_page_and_cause_and_loses_nothing(
 
 @pytest.mark.soak
 def test_soak_every_persistent_fault_then_a_resume(figures):
-    kinds = list(FAULT_KINDS)
-    failures = []
-    for kind, outcome in zip(kinds, parallel(lambda k: persistent_fault(figures, k), kinds, workers=6)):
-        try:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            check_persistent(figures, kind, outcome)
-        except AssertionError as error:
-            failures.append(f"{kind}: {error}")
-    assert not failures, failures
+    assert_each(
+        list(FAULT_KINDS),
+        lambda kind: persistent_fault(figures, kind),
+        lambda kind, outcome: check_persistent(figures, kind, outcome),
+        workers=6,
+    )
 
 
 def check_persistent(figures: Figures, kind: str, outcome: dict[str, Any]) -> None:
@@ -704,29 +708,23 @@ def test_bad_config_is_refused_clearly_before_any_request(bad_config_outcomes, n
 @pytest.mark.soak
 def test_soak_every_bad_config_with_check_discover_and_read(figures):
     cases = [(n, c) for n in BAD_CONFIGS for c in ("check", "discover", "read")]
-    failures = []
-    for (name, command), outcome in zip(cases, parallel(lambda nc: run_bad_config(figures, *nc), cases, workers=3)):
-        try:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            check_bad_config(figures, name, command, outcome)
-        except AssertionError as error:
-            failures.append(f"{name} / {command}: {error}")
-    assert not failures, failures
+    assert_each(
+        cases,
+        lambda case: run_bad_config(figures, *case),
+        lambda case, outcome: check_bad_config(figures, *case, outcome),
+        workers=3,
+        label=lambda case: " / ".join(case),
+    )
 
 
 @pytest.mark.soak
 def test_soak_every_bad_state(figures):
-    failures = []
-    names = list(BAD_STATES)
-    for name, outcome in zip(names, parallel(lambda n: run_bad_state(figures, n), names, workers=3)):
-        try:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            check_bad_state(figures, name, outcome)
-        except AssertionError as error:
-            failures.append(f"{name}: {error}")
-    assert not failures, failures
+    assert_each(
+        list(BAD_STATES),
+        lambda name: run_bad_state(figures, name),
+        lambda name, outcome: check_bad_state(figures, name, outcome),
+        workers=3,
+    )
 
 
 # -- hostile data ------------------------------------------------------------------------------
