@@ -42,6 +42,14 @@ NOTES = """\
 """
 
 
+def cases_section(figures: dict, key: str, title: str) -> str:
+    """A section of one row per case, its figures as `name: value` pairs; empty when not measured."""
+    if key not in figures:
+        return ""
+    rows = [[case, ", ".join(f"{a}: {b}" for a, b in values.items())] for case, values in figures[key].items()]
+    return f"\n### {title}\n\n" + table(["case", "figures"], rows)
+
+
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     def cell(value: Any) -> str:
         text = "" if value is None else str(value)
@@ -110,10 +118,7 @@ def render(data: dict[str, Any]) -> str:
                 [[k, f["attempts"], f["exit_status"], f.get("lost_after_resume", "not resumed"), f["message"]]
                  for k, f in sorted(figures["persistent faults"].items())],
             ))
-        if "retry-after" in figures:
-            out.append("\n### Retry-After\n\n")
-            out.append(table(["case", "figures"], [[k, ", ".join(f"{a}: {b}" for a, b in v.items())]
-                                                   for k, v in figures["retry-after"].items()]))
+        out.append(cases_section(figures, "retry-after", "Retry-After"))
         if "kills" in figures:
             out.append("\n### SIGKILL at random points, resumed from the last state emitted\n\n")
             keys = ["examples", "kills", "finished_before_kill", "killed_runs_with_state", "resumes", "expected",
@@ -136,14 +141,8 @@ def render(data: dict[str, Any]) -> str:
                 [[k, ", ".join(sorted(v)), sum(r["requests"] for r in v.values()),
                   (v.get("read") or v.get("check") or next(iter(v.values())))["message"]] for k, v in section.items()],
             ))
-        if "hostile data" in figures:
-            out.append("\n### Hostile data\n\n")
-            out.append(table(["case", "figures"], [[k, ", ".join(f"{a}: {b}" for a, b in v.items())]
-                                                   for k, v in figures["hostile data"].items()]))
-        if "load" in figures:
-            out.append("\n### Load\n\n")
-            out.append(table(["case", "figures"], [[k, ", ".join(f"{a}: {b}" for a, b in v.items())]
-                                                   for k, v in figures["load"].items()]))
+        out.append(cases_section(figures, "hostile data", "Hostile data"))
+        out.append(cases_section(figures, "load", "Load"))
         if "secrets" in figures:
             s = figures["secrets"]
             out.append(
