@@ -7,15 +7,23 @@ setup(
     author="source-smstools developers",
     license="MIT",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["source_smstools", "source_smstools.*"]),
+    packages=find_packages(include=["source_smstools", "source_smstools.*", "smstools_emulator"]),
     package_data={"source_smstools": ["manifest.yaml", "schemas/*.json"]},
     install_requires=["airbyte-cdk==7.39.1"],
     extras_require={
+        # the API emulator, for users' own pipeline tests: standard library only, so the extra
+        # adds no package; it names the feature (`pip install 'source-smstools[emulator]'`)
+        "emulator": [],
         "tests": [
             "pytest==9.2.0",
             "requests-mock==1.12.1",
             "hypothesis==6.170.17",
         ],
     },
-    entry_points={"console_scripts": ["source-smstools=source_smstools.run:run"]},
+    entry_points={
+        "console_scripts": [
+            "source-smstools=source_smstools.run:run",
+            "smstools-emulator=smstools_emulator.server:main",
+        ]
+    },
 )

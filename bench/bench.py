@@ -68,13 +68,13 @@ def phone(n: int) -> str:
 
 # -- processes --------------------------------------------------------------------------------
 class Emulator:
-    """`python -m integration_tests.emulator` in its own process, driven over HTTP."""
+    """`python -m smstools_emulator` in its own process, driven over HTTP."""
 
     def __init__(self, conversations: dict[str, int], latency_ms: int = 0) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        argv = [PYTHON, "-m", "integration_tests.emulator", "--port", str(port), "--phones", "0"]
+        argv = [PYTHON, "-m", "smstools_emulator", "--port", str(port), "--phones", "0"]
         for number, count in conversations.items():
             argv += ["--conversation", f"{number}={count}"]
         if latency_ms:
@@ -438,7 +438,7 @@ def startup(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[s
 def discovery(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
     """bench/discovery.py: three syncs of an account whose phones are all found by discovery."""
     proc = subprocess.run(
-        [PYTHON, str(ROOT / "bench" / "discovery.py"), "--phones", str(sizes.discovered_phones), "--messages", "5"],
+        [PYTHON, "-m", "bench.discovery", "--phones", str(sizes.discovered_phones), "--messages", "5"],
         capture_output=True, text=True, check=True, cwd=ROOT,
     )
     syncs = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]

@@ -1,6 +1,6 @@
 """Phone discovery at scale: state size, memory, requests and time of a sync that finds N phones.
 
-    .venv/bin/python bench/discovery.py --phones 3000 --messages 5
+    .venv/bin/python -m bench.discovery --phones 3000 --messages 5
 
 Runs the installed CLI against the emulator (in this process, on 127.0.0.1): a first sync that
 discovers every phone (contacts, inbox, message log), a second from its state, and a third after
@@ -12,16 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from integration_tests import cli  # noqa: E402
-from integration_tests.emulator import Emulator, make_conversation, sample_phones  # noqa: E402
+from integration_tests import cli
+from smstools_emulator import Emulator, make_conversation, sample_phones
 
 
 def sync(emulator: Emulator, config: dict, state: list | None) -> tuple[dict, list | None]:

@@ -32,14 +32,13 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the emulator lives in integration_tests/
 
 import airbyte as ab  # noqa: E402
 import duckdb  # noqa: E402
 from airbyte.caches import DuckDBCache  # noqa: E402
 from airbyte.types import SQLTypeConverter  # noqa: E402
 
-from integration_tests.emulator import CLIENT_ID, CLIENT_SECRET, Emulator, format_datetime, make_conversation  # noqa: E402
+from smstools_emulator import CLIENT_ID, CLIENT_SECRET, Emulator, format_datetime, make_conversation  # noqa: E402
 
 _to_sql_type = SQLTypeConverter.to_sql_type
 

@@ -12,20 +12,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from integration_tests.emulator import CLIENT_ID, CLIENT_SECRET, Emulator
+from airbyte_cdk.models import (
+    AirbyteMessageSerializer,
+    AirbyteStateMessageSerializer,
+    ConfiguredAirbyteCatalogSerializer,
+)
+from airbyte_cdk.test import entrypoint_wrapper
+from airbyte_cdk.test.models.scenario import ExpectedOutcome
+
+from smstools_emulator import CLIENT_ID, CLIENT_SECRET, Emulator
+from source_smstools.source import SourceSmstools
 
 COMMAND = str(Path(sys.executable).with_name("source-smstools"))
 
 
+# Short retry waits and timeouts for the command run by these tests (see source_smstools/source.py);
+# a test of the default waits passes `timings={}`.
+TIMINGS = {"SMSTOOLS_BACKOFF_FACTOR": "0.05", "SMSTOOLS_READ_TIMEOUT": "2"}
+
+
 def config(emulator: Emulator, **overrides: Any) -> dict[str, Any]:
-    """A config for the emulator's conversations, with short retry waits for the tests."""
+    """A config for the emulator's conversations."""
     base = {
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
         "phone_numbers": ["+" + p for p in emulator.phones()],
         "base_url": emulator.url,
-        "backoff_factor": 0.05,
-        "read_timeout_seconds": 2,
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
@@ -125,6 +137,7 @@ def run(
     *args: str,
     timeout: float = 300,
     secret: str = CLIENT_SECRET,
+    timings: dict[str, str] = TIMINGS,
 ) -> Output:
     """Runs `source-smstools COMMAND ...` with these files; checks that the secret never shows."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,9 +147,31 @@ def run(
                 path = Path(tmp, f"{name}.json")
                 path.write_text(content if isinstance(content, str) else json.dumps(content))
                 argv += [f"--{name}", str(path)]
-        proc = subprocess.run(argv + list(args), capture_output=True, text=True, timeout=timeout, cwd=tmp)
+        proc = subprocess.run(
+            argv + list(args), capture_output=True, text=True, timeout=timeout, cwd=tmp, env=_env(timings)
+        )
     assert secret not in proc.stdout and secret not in proc.stderr, "the client secret leaked into the output"
     return Output(proc.returncode, proc.stdout, proc.stderr, parse(proc.stdout))
+
+
+def _env(timings: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in TIMINGS}
+    return {**env, **timings}
+
+
+def in_process(config: dict[str, Any], catalog: dict[str, Any], state: Any = None) -> Output:
+    """`read`, run in this process (the CDK's entrypoint_wrapper), for tests that patch the CDK or
+    the clock: what it says, as `run` gives it (returncode 1 when it ended in an error)."""
+    catalog_model = ConfiguredAirbyteCatalogSerializer.load(catalog)
+    state_models = [AirbyteStateMessageSerializer.load(s) for s in state] if state else None
+    source = SourceSmstools(config=config, catalog=catalog_model, state=state_models)
+    output = entrypoint_wrapper.read(
+        source, config, catalog_model, state_models, expected_outcome=ExpectedOutcome.EXPECT_FAILURE
+    )
+    messages = [AirbyteMessageSerializer.dump(m) for m in output.get_message_iterator()]
+    out = Output(0, "", "", messages)
+    out.returncode = 1 if out.errors else 0
+    return out
 
 
 def start(command: str, files: dict[str, Any], tmp: Path) -> subprocess.Popen:
@@ -148,7 +183,9 @@ def start(command: str, files: dict[str, Any], tmp: Path) -> subprocess.Popen:
             path.write_text(json.dumps(content))
             argv += [f"--{name}", str(path)]
     out = open(tmp / "out.jsonl", "w")
-    return subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, cwd=tmp, start_new_session=True)
+    return subprocess.Popen(
+        argv, stdout=out, stderr=subprocess.DEVNULL, cwd=tmp, start_new_session=True, env=_env(TIMINGS)
+    )
 
 
 def kill(proc: subprocess.Popen) -> None:

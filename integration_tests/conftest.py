@@ -1,6 +1,6 @@
 import pytest
 
-from integration_tests.emulator import Emulator, make_conversation, sample_phones
+from smstools_emulator import Emulator, make_conversation, sample_phones
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from airbyte_cdk.test.standard_tests import DeclarativeSourceTestSuite
 
-from integration_tests.emulator import Emulator, make_conversation
+from smstools_emulator import Emulator, make_conversation
 from source_smstools.source import MANIFEST, SourceSmstools
 
 PORT = 18765  # the port of integration_tests/acceptance/*.json

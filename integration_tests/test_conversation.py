@@ -10,7 +10,7 @@ import time
 import pytest
 
 from integration_tests import cli
-from integration_tests.emulator import CLIENT_SECRET, make_conversation, make_message
+from smstools_emulator import CLIENT_SECRET, make_conversation, make_message
 
 DAY = 86_400
 
@@ -202,7 +202,7 @@ def test_inbound_ids_are_stable_across_versions():
                "receiver": "Smstools", "message": "Ciao!"}
     assert expected_id("+32470123456", message) == "h" + hashlib.sha256(
         "+32470123456\x1finbound\x1f1749113086\x1f32470123456\x1fSmstools\x1fCiao!".encode()).hexdigest()[:32]
-    from source_smstools.components import message_id
+    from source_smstools.components.records import message_id
 
     assert message_id("+32470123456", message) == expected_id("+32470123456", message)
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from unittest.mock import patch
 
 import pytest
+from airbyte_cdk.sources.declarative.incremental.concurrent_partition_cursor import (
+    ConcurrentPerPartitionCursor,
+)
 
 from integration_tests import cli
-from integration_tests.emulator import Emulator, make_contact, make_conversation
+from smstools_emulator import Emulator, make_contact, make_conversation
 
 # A and B are contacts who wrote and were written to; C only wrote (inbox only), D was only
 # written to (message log only). Each is written differently in each place.
@@ -52,8 +56,11 @@ def discovering(emulator: Emulator, **overrides) -> dict:
     return cli.config(emulator, phone_numbers=None, **overrides)
 
 
-def read(emulator: Emulator, config: dict, state=None) -> cli.Output:
-    out = cli.run("read", config, cli.catalog("incremental"), state)
+def read(emulator: Emulator, config: dict, state=None, in_process: bool = False) -> cli.Output:
+    if in_process:
+        out = cli.in_process(config, cli.catalog("incremental"), state)
+    else:
+        out = cli.run("read", config, cli.catalog("incremental"), state)
     assert out.returncode == 0 and not out.errors, out.errors or out.stderr[-2000:]
     return out
 
@@ -177,15 +184,17 @@ def test_check_succeeds_by_discovery(account):
 
 
 def test_past_the_per_phone_limit_one_cursor_for_all_is_kept_and_warned_about(account):
-    # the limit is 50,000 phones; `max_phones_with_own_state` (not in the spec) lowers it here
-    config = discovering(account, max_phones_with_own_state=2)
-    first = read(account, config)
+    # the limit is 50,000 phones (source_smstools/cdk_limits.py): lowered to 2 here, in this process
+    config = discovering(account)
+    with patch.object(ConcurrentPerPartitionCursor, "SWITCH_TO_GLOBAL_LIMIT", 2):
+        first = read(account, config, in_process=True)
     state = first.last_state[0]["stream"]["stream_state"]
     assert state["use_global_cursor"] is True and "states" not in state
     assert state["state"] == {"unixDatetime": str(max(newest(account, p) for p in (A, B, C, D)))}
     # the next sync accepts that state, says what it means, and reads from the one cursor
     account.clear_requests()
-    second = read(account, config, first.last_state)
+    with patch.object(ConcurrentPerPartitionCursor, "SWITCH_TO_GLOBAL_LIMIT", 2):
+        second = read(account, config, first.last_state, in_process=True)
     warnings = [m["log"]["message"] for m in second.of_type("LOG") if m["log"]["level"] == "WARN"]
     assert any("one cursor for all phones" in w for w in warnings), warnings
     since = int(state["state"]["unixDatetime"]) - state["lookback_window"]

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from integration_tests import cli
-from integration_tests.emulator import CLIENT_SECRET
-from source_smstools.components import message_id
+from smstools_emulator import CLIENT_SECRET
+from source_smstools.components.records import message_id
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_SH = ROOT / "integration_tests" / "image.sh"

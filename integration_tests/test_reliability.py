@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from integration_tests import cli
-from integration_tests.emulator import (
+from smstools_emulator import (
     CLIENT_SECRET,
     FAULT_KINDS,
     Emulator,
@@ -38,7 +38,7 @@ from integration_tests.emulator import (
     make_message,
     sample_phones,
 )
-from source_smstools.components import message_id
+from source_smstools.components.records import message_id
 
 FIGURES_FILE = Path(__file__).resolve().parents[1] / ".cache" / "reliability.json"
 MAX_ATTEMPTS = 6  # the manifest's max_retries (5) + 1
@@ -71,6 +71,8 @@ class Figures:
 
 
 PARTS = {"fast": Figures(), "soak": Figures()}
+# a read timeout below the emulator's 1.5 s `timeout` fault, so that the fault is a timeout
+SHORT_TIMEOUT = {**cli.TIMINGS, "SMSTOOLS_READ_TIMEOUT": "1"}
 
 
 @pytest.fixture
@@ -212,8 +214,8 @@ def read_under_faults(
     with Emulator(convs) as emulator:
         # at most 3 faults in a row on one request: a random draw never outlasts the 6 attempts
         emulator.set_faults(rate=rate, kinds=kinds, seed=seed, max_consecutive=3, retry_after=1, timeout_seconds=1.5)
-        config = cli.config(emulator, page_size=page_size, read_timeout_seconds=1)
-        first = figures.run("read", config, cli.catalog("incremental"), None, "--debug")
+        config = cli.config(emulator, page_size=page_size)
+        first = figures.run("read", config, cli.catalog("incremental"), None, "--debug", timings=SHORT_TIMEOUT)
         expected = all_ids(convs)
         outcome = {"first": first, "first_expected": expected, "convs": convs, "second": None}
         if new_messages:
@@ -223,7 +225,9 @@ def read_under_faults(
             # the inclusive cursor reads each phone's newest message of the first read once more
             boundary = set().union(*(ids_of(p, msgs[:1]) for p, msgs in convs.items()))
             outcome["second_expected"] = all_ids(new) | boundary
-            outcome["second"] = figures.run("read", config, cli.catalog("incremental"), first.last_state, "--debug")
+            outcome["second"] = figures.run(
+                "read", config, cli.catalog("incremental"), first.last_state, "--debug", timings=SHORT_TIMEOUT
+            )
         outcome["injected"] = dict(emulator.faults.injected)
         outcome["requests"] = len(emulator.conversation_requests())
     return outcome
@@ -305,11 +309,11 @@ def persistent_fault(figures: Figures, kind: str, resume: bool = True) -> dict[s
     first_phone = next(iter(convs)).lstrip("+")
     with Emulator(convs) as emulator:
         emulator.set_faults(rate=1.0, kinds=(kind,), pages=(2,), retry_after=1, timeout_seconds=1.5)
-        config = cli.config(emulator, page_size=100, read_timeout_seconds=1)
-        failed = figures.run("read", config, cli.catalog(), None, "--debug")
+        config = cli.config(emulator, page_size=100)
+        failed = figures.run("read", config, cli.catalog(), None, "--debug", timings=SHORT_TIMEOUT)
         attempts = [r for r in emulator.conversation_requests(first_phone) if r["page"] == 2]
         emulator.set_faults()
-        resumed = figures.run("read", config, cli.catalog(), failed.last_state) if resume else None
+        resumed = figures.run("read", config, cli.catalog(), failed.last_state, timings=SHORT_TIMEOUT) if resume else None
     return {"convs": convs, "phone": first_phone, "failed": failed, "attempts": len(attempts), "resumed": resumed}
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from integration_tests import cli
-from integration_tests.emulator import Emulator, api_date, make_contact, make_message
+from smstools_emulator import Emulator, api_date, make_contact, make_message
 
 OTHERS = [name for name in cli.STREAMS if name != "conversation"]
 PATHS = {

@@ -4,7 +4,8 @@ import pytest
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_smstools.components import MessageFields, PerPhoneState, iso_utc, message_id
+from source_smstools.components.records import MessageFields, iso_utc, message_id
+from source_smstools.components.state import PerPhoneState
 
 INBOUND = {"messageId": None, "direction": "inbound", "sender": "32470123456", "receiver": "Smstools",
            "message": "Ciao!", "unixDatetime": 1749113086}

@@ -14,10 +14,12 @@ from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 
 from source_smstools import SourceSmstools
-from source_smstools.components import PerPhoneState, SkipUnavailableStream, normalize_phone
+from source_smstools.components.discovery import normalize_phone
+from source_smstools.components.errors import SkipUnavailableStream
+from source_smstools.components.state import PerPhoneState
 
 BASE = "https://api.example.test"
-CONFIG = {"client_id": "id-1", "client_secret": "secret-1", "base_url": BASE, "backoff_factor": 0.01}
+CONFIG = {"client_id": "id-1", "client_secret": "secret-1", "base_url": BASE}
 HEADERS = {"X-Client-Id": "id-1", "X-Client-Secret": "secret-1"}
 
 

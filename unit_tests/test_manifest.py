@@ -2,6 +2,7 @@
 
 import json
 from unittest import TestCase
+from unittest.mock import patch
 
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
@@ -14,7 +15,7 @@ from source_smstools import SourceSmstools
 BASE = "https://api.example.test"
 PHONE = "+393331234567"
 CONFIG = {"client_id": "id-1", "client_secret": "secret-1", "phone_numbers": [PHONE], "base_url": BASE,
-          "page_size": 2, "backoff_factor": 0.01}
+          "page_size": 2}
 HEADERS = {"X-Client-Id": "id-1", "X-Client-Secret": "secret-1"}
 
 
@@ -42,6 +43,11 @@ def run(config=CONFIG, sync_mode=SyncMode.full_refresh, state=None):
 
 
 class ManifestTest(TestCase):
+    def setUp(self):
+        # retries wait 10 s, 20 s, ... (the manifest's backoff): not in a unit test
+        self.sleep = patch("time.sleep").start()
+        self.addCleanup(patch.stopall)
+
     @HttpMocker()
     def test_pages_follow_total_and_stop_without_an_empty_page(self, http_mocker):
         # the '+' is not part of the path; the headers carry the credentials

@@ -5,7 +5,7 @@ It serves conversations newest first, paginated as documented (`limit` 1..2000, 
 headers, answers the documented error bodies, records every request it serves and injects faults
 on demand. The tests, `make demo` and `make bench` all use it, in-process or as its own process:
 
-    python -m integration_tests.emulator --port 8765 --phones 3 --messages 500
+    smstools-emulator --port 8765 --phones 3 --messages 500
 
 Tests drive it through the Python API (`Emulator`); another process drives it over HTTP through
 the control endpoints under `/_emulator/` (see `_control`).

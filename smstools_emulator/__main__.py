@@ -1,0 +1,3 @@
+from smstools_emulator.server import main
+
+main()

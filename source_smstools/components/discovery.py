@@ -1,0 +1,110 @@
+"""The phones whose conversations are read: the configured ones, or those found in the account."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import InitVar, dataclass
+from typing import Any, Iterable, Mapping, Optional
+
+from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
+from airbyte_cdk.sources.declarative.partition_routers.substream_partition_router import (
+    SubstreamPartitionRouter,
+)
+from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
+
+logger = logging.getLogger("airbyte")
+
+
+PHONE_SOURCES = ("contacts", "inbox", "message_log")
+_INTERNATIONAL_ZERO = re.compile(r"\(0\)")  # "+44 (0)20 ...": the trunk zero is not dialled from abroad
+_SEPARATORS = re.compile(r"[\s\-./()\u00a0]")
+_DIGITS = re.compile(r"[0-9]{6,15}")
+
+
+def normalize_phone(value: Any) -> Optional[str]:
+    """A phone number in the one form the connector keys conversations by: its digits, country
+    code included, without '+' or '00' in front (`+39 333-123 4567` and `0039 3331234567` both
+    become `393331234567`). None for a value that is not a phone number (empty, a name, a short
+    code): 6 to 15 digits, as the API's numbers are. A national number (no country code) keeps
+    its digits as written: its country cannot be known."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if text.startswith("+") or text.startswith("00"):
+        text = _INTERNATIONAL_ZERO.sub("", text)
+    text = _SEPARATORS.sub("", text)
+    if text.startswith("+"):
+        text = text[1:]
+    elif text.startswith("00"):
+        text = text[2:]
+    return text if _DIGITS.fullmatch(text) else None
+
+
+@dataclass
+class PhonePartitionRouter(PartitionRouter):
+    """The conversation stream's partitions, one per phone: the configured `phone_numbers` as given,
+    or, when there are none, every phone found in the sources `phone_sources` names (contacts,
+    inbox, message log), normalised by `normalize_phone` and each read once.
+
+    `discovery` is a SubstreamPartitionRouter over the contacts, inbox and message log streams
+    (the CDK pages and retries them); this class only picks its sources, normalises and
+    deduplicates. It keeps no parent state: every sync reads the sources whole, so that a phone
+    that appears between syncs is found whatever its dates, and a known one goes on from its own
+    cursor.
+    """
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    discovery: Optional[SubstreamPartitionRouter] = None
+
+    def _listed(self) -> list[str]:
+        return list(self.config.get("phone_numbers") or [])
+
+    def stream_slices(self) -> Iterable[StreamSlice]:
+        listed = self._listed()
+        if listed:
+            for phone in dict.fromkeys(listed):
+                yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+            return
+        if self.discovery is None:
+            return
+        chosen = self.config.get("phone_sources") or list(PHONE_SOURCES)
+        seen: set[str] = set()
+        rejected = 0
+        for parent in self.discovery.parent_stream_configs:
+            name = parent.stream.name
+            if name not in chosen:
+                continue
+            one = SubstreamPartitionRouter(parent_stream_configs=[parent], config=self.config, parameters={})
+            added = 0
+            for found in one.stream_slices():
+                phone = normalize_phone(found.partition.get("phone"))
+                if phone is None:
+                    rejected += 1
+                elif phone not in seen:
+                    seen.add(phone)
+                    added += 1
+                    yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+            logger.info(f"Phone discovery: {added} new phone numbers from {name}.")
+        logger.info(
+            f"Phone discovery: {len(seen)} phone numbers from {', '.join(chosen)}"
+            + (f"; left out {rejected} value(s) that are not phone numbers." if rejected else ".")
+        )
+
+    def get_stream_state(self) -> Optional[Mapping[str, StreamState]]:
+        return None  # the sources are read whole every sync: no parent state to keep
+
+    def get_request_params(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        return {}
+
+    def get_request_headers(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        return {}
+
+    def get_request_body_data(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        return {}
+
+    def get_request_body_json(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        return {}
+
+

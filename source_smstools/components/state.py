@@ -1,0 +1,110 @@
+"""The conversation stream's saved state: kept per phone, checked before it is trusted."""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import time
+from typing import Any, Mapping, Optional
+
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
+from airbyte_cdk.sources.types import Config
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+logger = logging.getLogger("airbyte")
+
+
+class PerPhoneState(StateMigration):
+    """Keeps the state strictly per phone, and refuses a state it cannot trust.
+
+    The CDK starts a phone it has no state for from the stream's global cursor: a phone added to
+    the configuration later would skip its whole history. Dropping the global cursor (and the
+    lookback kept beside it) makes such a phone start from `start_date` instead.
+    """
+
+    # The CDK passes a custom component only the arguments its class annotates: without this
+    # line the migration never sees the config.
+    config: Optional[Config]
+
+    def __init__(self, config: Optional[Config] = None, **kwargs: Any) -> None:
+        start_date = (config or {}).get("start_date")
+        try:
+            self._start = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else 0
+        except (TypeError, ValueError):
+            self._start = 0  # the spec's validation reports a malformed start_date
+
+    def should_migrate(self, stream_state: Mapping[str, Any]) -> bool:
+        return bool(stream_state)
+
+    def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        if not isinstance(stream_state, Mapping):
+            raise _bad_state(f"expected an object, got {type(stream_state).__name__}")
+        if "states" not in stream_state:
+            if "unixDatetime" in stream_state:
+                # one cursor for every phone (an older or hand-written state): the CDK applies it to all
+                value = self._cursor(stream_state["unixDatetime"], "the global cursor")
+                return {"unixDatetime": value} if value else {}
+            if stream_state.get("use_global_cursor") and isinstance(stream_state.get("state"), Mapping):
+                # Past the CDK's partition limit (see source.py) one cursor stands for every phone.
+                logger.warning(
+                    "The conversation state holds one cursor for all phones (more phones than the "
+                    "per-phone state keeps): every phone goes on from it, and a phone found from now on "
+                    "starts from it too, without its older messages. Reset the conversation stream to "
+                    "read every phone's history again."
+                )
+                value = self._cursor(stream_state["state"].get("unixDatetime"), "the global cursor")
+                return {**stream_state, "state": {"unixDatetime": value}} if value else {}
+            raise _bad_state(
+                f"keys {sorted(stream_state)} are neither a per-phone state "
+                '({"states": [{"partition": {"phone": ...}, "cursor": {"unixDatetime": ...}}]}) '
+                'nor a global one ({"unixDatetime": ...})'
+            )
+        states = stream_state["states"]
+        if not isinstance(states, list):
+            raise _bad_state('"states" must be a list')
+        migrated = []
+        for entry in states:
+            try:
+                phone = entry["partition"]["phone"]
+                value = entry["cursor"]["unixDatetime"]
+            except (KeyError, TypeError):
+                raise _bad_state(f"entry {str(entry)[:200]} has no partition.phone and cursor.unixDatetime")
+            value = self._cursor(value, f"phone {phone}")
+            if value:
+                migrated.append({"partition": {"phone": phone}, "cursor": {"unixDatetime": value}})
+        if stream_state.get("use_global_cursor"):
+            # past the CDK's partition limit the global cursor is all there is: keep it
+            return {**stream_state, "states": migrated}
+        return {"use_global_cursor": False, "states": migrated}
+
+
+    def _cursor(self, value: Any, where: str) -> Optional[str]:
+        cursor = _cursor(value, where)
+        # A cursor saved before its phone's first page was read sits at the stream's start; never
+        # let one reach back before `start_date`.
+        return str(max(int(cursor), self._start)) if cursor else None
+
+
+def _cursor(value: Any, where: str) -> Optional[str]:
+    """The cursor as the CDK keeps it, or None for one that must be dropped."""
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        raise _bad_state(f"the cursor of {where} is {value!r}, not a unix time in seconds")
+    if seconds > time.time() + 86_400:
+        # A cursor in the future would skip every message dated before it: trust nothing of it and
+        # read that history again from the start date (the primary key deduplicates).
+        logger.warning(f"The saved cursor of {where} ({seconds}) is in the future; reading it again from the start date.")
+        return None
+    return str(seconds)
+
+
+def _bad_state(reason: str) -> AirbyteTracedException:
+    return AirbyteTracedException(
+        message=f"The saved state of the conversation stream is not usable: {reason}. "
+        "Reset the stream's state (or pass none) to sync from the start date.",
+        failure_type=FailureType.config_error,
+    )
+
+
