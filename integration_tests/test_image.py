@@ -95,6 +95,20 @@ def podman_run(env: dict[str, str], *args: str, mounts: dict[Path, str] | None =
     return proc, cli.parse(proc.stdout)
 
 
+def mountable(directory: Path, files: dict[str, object]) -> Path:
+    """A new directory of JSON files to mount in the container, readable by its user.
+
+    The connector runs as uid 1000 (`airbyte`), not as the host user who writes the files: the
+    directory and files must be readable by others whatever the umask, and tmp_path itself is
+    private (0700), so it is never mounted itself."""
+    directory.mkdir()
+    directory.chmod(0o755)
+    for name, content in files.items():
+        (directory / name).write_text(json.dumps(content))
+        (directory / name).chmod(0o644)
+    return directory
+
+
 def of_type(messages: list[dict], kind: str) -> list[dict]:
     return [m for m in messages if m.get("type") == kind]
 
@@ -127,11 +141,8 @@ def test_image_spec(podman_env):
 
 @pytest.mark.image
 def test_image_check_discover_read(podman_env, emulator, tmp_path):
-    secrets, data = tmp_path / "secrets", tmp_path / "data"
-    secrets.mkdir()
-    data.mkdir()
-    (secrets / "config.json").write_text(json.dumps(cli.config(emulator)))
-    (data / "catalog.json").write_text(json.dumps(cli.catalog("incremental")))
+    secrets = mountable(tmp_path / "secrets", {"config.json": cli.config(emulator)})
+    data = mountable(tmp_path / "data", {"catalog.json": cli.catalog("incremental")})
     mounts = {secrets: "/secrets", data: "/data"}
 
     proc, messages = podman_run(podman_env, "check", "--config", "/secrets/config.json", mounts=mounts)
@@ -162,11 +173,13 @@ def test_image_check_discover_read(podman_env, emulator, tmp_path):
 
 @pytest.mark.image
 def test_image_check_wrong_secret(podman_env, emulator, tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(cli.config(emulator, client_secret=WRONG_SECRET)))
+    secrets = mountable(tmp_path / "secrets", {"config.json": cli.config(emulator, client_secret=WRONG_SECRET)})
     proc, messages = podman_run(
         podman_env, "check", "--config", "/secrets/config.json",
-        mounts={tmp_path: "/secrets"}, secrets=(CLIENT_SECRET, WRONG_SECRET),
+        mounts={secrets: "/secrets"}, secrets=(CLIENT_SECRET, WRONG_SECRET),
     )
-    status = of_type(messages, "CONNECTION_STATUS")[-1]["connectionStatus"]
+    statuses = of_type(messages, "CONNECTION_STATUS")
+    assert statuses, proc.stdout[-3000:]
+    status = statuses[-1]["connectionStatus"]
     assert status["status"] == "FAILED"
     assert "refused the credentials" in status["message"], status["message"]
