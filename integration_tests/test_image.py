@@ -124,6 +124,19 @@ def test_image_labels(podman_env):
     assert config["Labels"]["io.airbyte.version"] == data["dockerImageTag"]
     assert config["Entrypoint"] == ["source-smstools"]
     assert "AIRBYTE_ENTRYPOINT=source-smstools" in config["Env"]
+    assert config["User"] == "airbyte"
+
+
+@pytest.mark.image
+def test_image_runs_as_airbyte(podman_env):
+    # the user of Airbyte's python-connector-base (3.0 and later), which the stand-in base copies:
+    # every other test here runs the connector as this user too
+    proc = subprocess.run(
+        ["podman", "run", "--rm", "--entrypoint", "id", IMAGE],
+        capture_output=True, text=True, timeout=300, env=podman_env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "uid=1000(airbyte) gid=1000(airbyte) groups=1000(airbyte)\n"
 
 
 @pytest.mark.image
