@@ -6,12 +6,17 @@
 #   bash integration_tests/image.sh env      # prints the CONTAINERS_CONF line to `eval` before calling podman
 #
 # Safe to run twice and concurrently: the steps are serialised by a lock, and each one is skipped
-# when its result is already there.
+# when its result is already there (for the base: there and of the current BASE_VERSION).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE="${IMAGE:-airbyte/source-smstools:dev}"
 BASE="localhost/python-base:3.11"
+# The stand-in's version, kept as a label on it: bump it whenever build_base changes what goes in,
+# so that a base cached on a machine by an older image.sh is rebuilt rather than silently reused.
+# 2: the `airbyte` user (uid 1000) that the Dockerfile ends on.
+BASE_VERSION=2
+BASE_LABEL=io.source-smstools.stand-in-version
 CONF="${CONTAINERS_CONF:-/tmp/source-smstools-containers.conf}"
 LOCK="/tmp/source-smstools-image.lock"
 CA=/etc/ssl/certs/ca-certificates.crt
@@ -48,9 +53,14 @@ write_conf() {
 }
 
 build_base() {
-  if podman image exists "$BASE"; then
+  local have
+  have="$(podman image inspect --format "{{ index .Labels \"$BASE_LABEL\" }}" "$BASE" 2>/dev/null || true)"
+  if [ "$have" = "$BASE_VERSION" ]; then
     step "stand-in base $BASE: already built"
     return
+  fi
+  if podman image exists "$BASE"; then
+    step "stand-in base $BASE is out of date (version ${have:-1}, now $BASE_VERSION): building it again"
   fi
   # No registry is reachable, so Airbyte's python-connector-base cannot be pulled: Debian
   # bookworm's Python 3.11 stands in for it. Kept in podman's store for the next runs.
@@ -67,8 +77,16 @@ build_base() {
   fi
   # TLS from here goes through a proxy with its own CA: pip in the build must trust it.
   [ -f "$CA" ] && cp "$CA" "$rootfs/etc/ssl/certs/"
+  # The user of Airbyte's python-connector-base (3.0 and later), made as airbyte-ci's base_images
+  # code makes it (`adduser --uid 1000 --system --group --no-create-home airbyte`, then /airbyte
+  # owned by it): the Dockerfile ends on `USER airbyte`, so the image is tested as it runs there.
+  as_root chroot "$rootfs" groupadd --system --gid 1000 airbyte
+  as_root chroot "$rootfs" useradd --system --uid 1000 --gid airbyte --no-create-home airbyte
+  as_root install -d -m 755 -o 1000 -g 1000 "$rootfs/airbyte"
   step "importing the base into podman"
-  tar -C "$rootfs" -c . | podman import --quiet --change 'ENV PIP_BREAK_SYSTEM_PACKAGES=1' - "$BASE" >/dev/null
+  tar -C "$rootfs" -c . | podman import --quiet \
+    --change 'ENV PIP_BREAK_SYSTEM_PACKAGES=1' --change "LABEL $BASE_LABEL=$BASE_VERSION" \
+    - "$BASE" >/dev/null
   step "stand-in base built in $((SECONDS - started)) s"
 }
 

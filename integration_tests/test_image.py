@@ -95,6 +95,20 @@ def podman_run(env: dict[str, str], *args: str, mounts: dict[Path, str] | None =
     return proc, cli.parse(proc.stdout)
 
 
+def mountable(directory: Path, files: dict[str, object]) -> Path:
+    """A new directory of JSON files to mount in the container, readable by its user.
+
+    The connector runs as uid 1000 (`airbyte`), not as the host user who writes the files: the
+    directory and files must be readable by others whatever the umask, and tmp_path itself is
+    private (0700), so it is never mounted itself."""
+    directory.mkdir()
+    directory.chmod(0o755)
+    for name, content in files.items():
+        (directory / name).write_text(json.dumps(content))
+        (directory / name).chmod(0o644)
+    return directory
+
+
 def of_type(messages: list[dict], kind: str) -> list[dict]:
     return [m for m in messages if m.get("type") == kind]
 
@@ -110,6 +124,19 @@ def test_image_labels(podman_env):
     assert config["Labels"]["io.airbyte.version"] == data["dockerImageTag"]
     assert config["Entrypoint"] == ["source-smstools"]
     assert "AIRBYTE_ENTRYPOINT=source-smstools" in config["Env"]
+    assert config["User"] == "airbyte"
+
+
+@pytest.mark.image
+def test_image_runs_as_airbyte(podman_env):
+    # the user of Airbyte's python-connector-base (3.0 and later), which the stand-in base copies:
+    # every other test here runs the connector as this user too
+    proc = subprocess.run(
+        ["podman", "run", "--rm", "--entrypoint", "id", IMAGE],
+        capture_output=True, text=True, timeout=300, env=podman_env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "uid=1000(airbyte) gid=1000(airbyte) groups=1000(airbyte)\n"
 
 
 @pytest.mark.image
@@ -127,11 +154,8 @@ def test_image_spec(podman_env):
 
 @pytest.mark.image
 def test_image_check_discover_read(podman_env, emulator, tmp_path):
-    secrets, data = tmp_path / "secrets", tmp_path / "data"
-    secrets.mkdir()
-    data.mkdir()
-    (secrets / "config.json").write_text(json.dumps(cli.config(emulator)))
-    (data / "catalog.json").write_text(json.dumps(cli.catalog("incremental")))
+    secrets = mountable(tmp_path / "secrets", {"config.json": cli.config(emulator)})
+    data = mountable(tmp_path / "data", {"catalog.json": cli.catalog("incremental")})
     mounts = {secrets: "/secrets", data: "/data"}
 
     proc, messages = podman_run(podman_env, "check", "--config", "/secrets/config.json", mounts=mounts)
@@ -162,11 +186,13 @@ def test_image_check_discover_read(podman_env, emulator, tmp_path):
 
 @pytest.mark.image
 def test_image_check_wrong_secret(podman_env, emulator, tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(cli.config(emulator, client_secret=WRONG_SECRET)))
+    secrets = mountable(tmp_path / "secrets", {"config.json": cli.config(emulator, client_secret=WRONG_SECRET)})
     proc, messages = podman_run(
         podman_env, "check", "--config", "/secrets/config.json",
-        mounts={tmp_path: "/secrets"}, secrets=(CLIENT_SECRET, WRONG_SECRET),
+        mounts={secrets: "/secrets"}, secrets=(CLIENT_SECRET, WRONG_SECRET),
     )
-    status = of_type(messages, "CONNECTION_STATUS")[-1]["connectionStatus"]
+    statuses = of_type(messages, "CONNECTION_STATUS")
+    assert statuses, proc.stdout[-3000:]
+    status = statuses[-1]["connectionStatus"]
     assert status["status"] == "FAILED"
     assert "refused the credentials" in status["message"], status["message"]
