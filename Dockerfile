@@ -18,4 +18,4 @@ ENV AIRBYTE_ENTRYPOINT="source-smstools"
 ENTRYPOINT ["source-smstools"]
 
 LABEL io.airbyte.name=airbyte/source-smstools
-LABEL io.airbyte.version=0.1.0
+LABEL io.airbyte.version=0.2.0
