@@ -10,7 +10,7 @@ DEMO_BIN  := $(DEMO_VENV)/bin
 
 help:
 	@echo "make demo   - sync sample conversations from the API emulator into DuckDB (PyAirbyte)"
-	@echo "make test   - unit, integration and acceptance tests (what CI runs)"
+	@echo "make test   - unit, integration and acceptance tests, and the PyAirbyte test (what CI runs)"
 	@echo "make bench  - throughput, requests, concurrency, memory and start-up figures"
 	@echo "make soak   - the long reliability suite (faults, kills, load); writes RELIABILITY.md"
 	@echo "make sync CONFIG=secrets/config.json - the same sync as the demo, against the real API"
