@@ -162,14 +162,16 @@ class SchemaTypes(TypeTransformer):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._stream = str((parameters or {}).get("stream_label") or "")
-        self._schema: Any = None
-        self._plan: Plan = []
+        self._planned: Tuple[Any, Plan] = (None, [])
         self._reported: set = set()
 
     def transform(self, record: Dict[str, Any], schema: Mapping[str, Any]) -> None:
-        if schema is not self._schema:  # the schema loader may give a new mapping per partition
-            self._plan, self._schema = plan(schema), schema
-        self._apply(record, self._plan, "")
+        # the CDK hands the same (cached) schema to every record of a stream: planned once. One
+        # tuple, so that threads reading partitions at once never see a plan of another schema.
+        planned = self._planned
+        if planned[0] is not schema:
+            planned = self._planned = (schema, plan(schema))
+        self._apply(record, planned[1], "")
 
     def _apply(self, record: Dict[str, Any], steps: Plan, path: str) -> None:
         for name, accepted, kind, properties, items in steps:
