@@ -6,11 +6,11 @@ CONFIG ?= secrets/config.json
 DEMO_VENV := .venv-demo
 DEMO_BIN  := $(DEMO_VENV)/bin
 
-.PHONY: help install test soak bench demo demo-install sync image clean
+.PHONY: help install test test-pyairbyte soak bench demo demo-install sync image clean
 
 help:
 	@echo "make demo   - sync sample conversations from the API emulator into DuckDB (PyAirbyte)"
-	@echo "make test   - unit, integration and acceptance tests (what CI runs)"
+	@echo "make test   - unit, integration and acceptance tests, and the PyAirbyte test (what CI runs)"
 	@echo "make bench  - throughput, requests, concurrency, memory and start-up figures"
 	@echo "make soak   - the long reliability suite (faults, kills, load); writes RELIABILITY.md"
 	@echo "make sync CONFIG=secrets/config.json - the same sync as the demo, against the real API"
@@ -32,6 +32,12 @@ install: $(VENV)/.deps
 
 test: install
 	$(BIN)/python -m pytest
+	$(MAKE) test-pyairbyte
+
+# Every stream through PyAirbyte into DuckDB, as users run it (column types, no type warning). It
+# needs PyAirbyte, so it runs in the demo venv: the first time, building it adds 1 to 1.5 minutes.
+test-pyairbyte: demo-install
+	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
 soak: install

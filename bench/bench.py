@@ -34,6 +34,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CONNECTOR = str(Path(PYTHON).with_name("source-smstools"))
+EMULATOR = str(Path(PYTHON).with_name("smstools-emulator"))
 FLOOR = [PYTHON, str(ROOT / "bench" / "floor.py")]
 BARE = [PYTHON, str(ROOT / "bench" / "bare.py")]
 CLIENT = {"client_id": "emulator-client", "client_secret": "emulator-secret-5f3c9a"}
@@ -68,18 +69,19 @@ def phone(n: int) -> str:
 
 # -- processes --------------------------------------------------------------------------------
 class Emulator:
-    """`python -m smstools_emulator` in its own process, driven over HTTP."""
+    """The installed `smstools-emulator` command in its own process, driven over HTTP (as a user
+    testing a pipeline runs it)."""
 
     def __init__(self, conversations: dict[str, int], latency_ms: int = 0) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        argv = [PYTHON, "-m", "smstools_emulator", "--port", str(port), "--phones", "0"]
+        argv = [EMULATOR, "--port", str(port), "--phones", "0"]
         for number, count in conversations.items():
             argv += ["--conversation", f"{number}={count}"]
         if latency_ms:
             argv += ["--latency-ms", str(latency_ms)]
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()  # printed once it listens
         if "listening" not in line:
             self.stop()

@@ -36,24 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 import airbyte as ab  # noqa: E402
 import duckdb  # noqa: E402
 from airbyte.caches import DuckDBCache  # noqa: E402
-from airbyte.types import SQLTypeConverter  # noqa: E402
 
 from smstools_emulator import CLIENT_ID, CLIENT_SECRET, Emulator, format_datetime, make_conversation  # noqa: E402
-
-_to_sql_type = SQLTypeConverter.to_sql_type
-
-
-def _json_for_array_or_object(self: SQLTypeConverter, prop: dict[str, Any]) -> Any:
-    """`file` is typed null, array or object (the API sends both shapes). PyAirbyte 0.71.3 finds no
-    type for such a union, prints a warning for every batch and stores the value as text; a JSON
-    column keeps it queryable (json_type(file), file->'$[0].name')."""
-    kinds = prop.get("type")
-    if isinstance(kinds, list) and {"array", "object"} <= set(kinds) <= {"array", "object", "null"}:
-        return self.get_json_type()
-    return _to_sql_type(self, prop)
-
-
-SQLTypeConverter.to_sql_type = _json_for_array_or_object
 
 DB_PATH = ROOT / ".cache" / "smstools.duckdb"
 DEMO_SCHEMA = "demo"
@@ -118,18 +102,17 @@ def summary(cache: DuckDBCache) -> None:
         select phone, count(*) as messages,
                count(*) filter (where direction = 'inbound') as inbound,
                count(*) filter (where direction = 'outbound') as outbound,
-               count(*) filter (where json_type(file) = 'ARRAY') as file_list,
-               count(*) filter (where json_type(file) = 'OBJECT') as file_object,
+               count(*) filter (where json_array_length(file) > 0) as with_files,
                min(unixdatetime) as first, max(unixdatetime) as last
         from {t} group by phone order by messages desc, phone
         """
     )
     table(
         [
-            [r["phone"], r["messages"], r["inbound"], r["outbound"], r["file_list"], r["file_object"], fmt_time(r["first"]), fmt_time(r["last"])]
+            [r["phone"], r["messages"], r["inbound"], r["outbound"], r["with_files"], fmt_time(r["first"]), fmt_time(r["last"])]
             for r in per_phone
         ],
-        ["phone", "messages", "in", "out", "file: list", "file: object", "first (UTC)", "last (UTC)"],
+        ["phone", "messages", "in", "out", "with attachments", "first (UTC)", "last (UTC)"],
     )
     print()
     statuses = cache.run_sql_query(

@@ -32,6 +32,8 @@ def expected_records(emulator, phone: str, since: int | None = None) -> dict[str
             continue
         record = {**message, "phone": phone, "id": expected_id(phone, message)}
         record["datetime_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(message["unixDatetime"]))
+        if isinstance(message.get("file"), dict):
+            record["file"] = [message["file"]]  # one attachment: a list of one
         records[record["id"]] = {k: v for k, v in record.items() if v is not None}
     return records
 
@@ -191,7 +193,8 @@ def test_records_have_the_added_fields_and_pass_unknown_ones_through(emulator):
     assert [r["phone"] for r in records] == ["393331000002"] * 3  # a string, as configured
     assert records[0]["id"] == expected_id("393331000002", messages[0]) and records[0]["id"].startswith("h")
     assert records[0]["file"] == messages[0]["file"] and records[0]["channel"] == "whatsapp"
-    assert records[1]["id"] == "m-2" and records[1]["file"] == messages[1]["file"] and records[1]["mine"] is False
+    # a single attachment object becomes a list of one: `file` has one shape
+    assert records[1]["id"] == "m-2" and records[1]["file"] == [messages[1]["file"]] and records[1]["mine"] is False
     assert "mine" not in records[2] and "file" not in records[2]
     assert [r["datetime_utc"] for r in records] == ["2023-11-14T22:18:20Z", "2023-11-14T22:16:40Z", "2023-11-14T22:15:00Z"]
 

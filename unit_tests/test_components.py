@@ -47,6 +47,23 @@ def test_message_fields_reads_a_numeric_string_time():
     assert record["unixDatetime"] == 1749113086 and record["datetime_utc"] == "2025-06-05T08:44:46Z"
 
 
+@pytest.mark.parametrize(
+    "sent, stored",
+    [
+        ({"name": "a.jpg", "image": "https://f/a.jpg", "mime": "image/jpeg"}, [{"name": "a.jpg", "image": "https://f/a.jpg", "mime": "image/jpeg"}]),
+        ([{"name": "a.jpg"}, {"name": "b.pdf"}], [{"name": "a.jpg"}, {"name": "b.pdf"}]),
+        ([], []),
+        (None, None),
+    ],
+)
+def test_file_is_always_a_list_of_attachments(sent, stored):
+    record = {**INBOUND, "file": sent}
+    MessageFields(parameters={}).transform(record, config={}, stream_slice=StreamSlice(partition={"phone": "1"}, cursor_slice={}))
+    assert record["file"] == stored
+    # the attachment is not part of what identifies an inbound message: its id does not change
+    assert record["id"] == message_id("1", INBOUND)
+
+
 def per_phone(*entries):
     return {"use_global_cursor": False, "states": [{"partition": {"phone": p}, "cursor": {"unixDatetime": c}} for p, c in entries],
             "state": {"unixDatetime": "1749113086"}, "lookback_window": 12}
