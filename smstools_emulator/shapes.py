@@ -63,9 +63,13 @@ def _digits(text: str) -> str:
 
 
 def mask_phone(text: str) -> str:
-    """Every digit but the last two replaced by '*', the rest kept: '+39 333 100 0067' -> '+** *** *** **67'."""
+    """Every digit but the last two replaced by '*', the rest kept: '+39 333 100 0067' -> '+** *** *** **67'.
+
+    A leading '00' (the international call prefix, not part of the number) stays: it is a form."""
+    prefix = "00" if text.startswith("00") else ""
+    text = text[len(prefix):]
     keep = len(_digits(text)) - 2
-    out = []
+    out = [prefix]
     for ch in text:
         if ch.isdigit():
             out.append("*" if keep > 0 else ch)
