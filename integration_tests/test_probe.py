@@ -8,7 +8,9 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -208,6 +210,43 @@ def test_answers_that_are_not_json_and_connection_failures():
         assert len(emulator.conversation_requests()) == 1
     assert (report["endpoints"]["conversation"]["status"], report["endpoints"]["conversation"]["failure"]) == (None, "timeout")
     assert "No answer: timeout." in probe.markdown(report)
+
+
+def test_keys_that_are_data_are_reported_by_their_kind():
+    body = {
+        "+393471234567": {"2025-06-05": 3, "giulia@example.com": "x"},
+        "list": [{"393471234567": "Giulia Rossi", "name": "Giulia"}],
+    }
+    report = probe.analyse(200, "application/json", json.dumps(body).encode())
+    assert report["keys"] == {"<string(phone) key>": "object", "list": "array"}
+    assert report["list_key"] == "list"
+    assert report["fields"] == {
+        "<string(digits) key>": {"records": 1, "types": {"string": 1}, "formats": {}, "lengths": [12, 12]},
+        "name": {"records": 1, "types": {"string": 1}, "formats": {}, "lengths": [6, 6]},
+    }
+
+
+def test_a_redirect_is_reported_not_followed():
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", emulator.url + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with account() as emulator:
+            report = probe.probe(config(emulator, base_url=f"http://127.0.0.1:{server.server_address[1]}", phone_numbers=[A]), timeout=5)
+            assert emulator.requests == []  # the credentials went nowhere else
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert {name: (e["status"], e["json"], e["length"]) for name, e in report["endpoints"].items()} == {name: (302, False, 0) for name in probe.ENDPOINTS}
 
 
 def needles(emulator: Emulator) -> set[str]:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
-from urllib.request import Request, urlopen
+from urllib.request import HTTPRedirectHandler, Request, build_opener
 
 from smstools_emulator.shapes import REPORT_VERSION, describe
 from source_smstools.components.discovery import normalize_phone
@@ -31,6 +32,7 @@ from source_smstools.components.discovery import normalize_phone
 DEFAULT_BASE_URL = "https://api.smsgatewayapi.com"
 PAGE = {"limit": 5, "page": 1}
 MAX_FORMATS = 5  # distinct formats kept per field (masked phones differ one from another)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,40}")  # a key that is a field's name, not data
 
 # name -> (path, query); the names are the connector's streams
 ENDPOINTS: dict[str, tuple[str, dict[str, Any] | None]] = {
@@ -80,13 +82,24 @@ def load_config(path: str) -> dict[str, Any]:
 # -- one request --------------------------------------------------------------------------------
 
 
+class _NoRedirect(HTTPRedirectHandler):
+    """A redirect is a finding (its status is reported), and following it would send the
+    credentials' headers to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = build_opener(_NoRedirect)
+
+
 def fetch(url: str, headers: dict[str, str], timeout: float) -> tuple[int | None, str | None, bytes | str]:
     """(status, content type, body), or (None, None, the failure's kind) when no answer came.
 
     A connection error is tried once more; nothing else is retried: the first answer is the finding."""
     for attempt in (1, 2):
         try:
-            with urlopen(Request(url, headers=headers), timeout=timeout) as answer:
+            with _OPENER.open(Request(url, headers=headers), timeout=timeout) as answer:
                 return answer.status, answer.headers.get("Content-Type"), answer.read()
         except HTTPError as e:
             return e.code, e.headers.get("Content-Type"), e.read()
@@ -118,6 +131,12 @@ def _body_kind(body: bytes) -> str:
     return "text" if decoded.isprintable() or all(c.isprintable() or c.isspace() for c in decoded) else "binary"
 
 
+def key_name(key: str) -> str:
+    """A key as the report shows it: a name as is; a key that is not a name (a phone, a date, an
+    ID, an email: data used as a key) by its kind only."""
+    return key if _NAME.fullmatch(key) else f"<{describe(key)[0]} key>"
+
+
 def _fields(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per record field (and one level below: `a.b` in an object, `a[].b` in a list of objects):
     in how many records (or list items) it was, its kinds and formats, the lengths of its texts."""
@@ -138,15 +157,16 @@ def _fields(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
     for record in records:
         for key, value in record.items():
-            add(key, key, value)
+            name = key_name(key)
+            add(name, key, value)
             if isinstance(value, dict):
                 for sub, item in value.items():
-                    add(f"{key}.{sub}", sub, item)
+                    add(f"{name}.{key_name(sub)}", sub, item)
             elif isinstance(value, list):
                 for element in value:
                     if isinstance(element, dict):
                         for sub, item in element.items():
-                            add(f"{key}[].{sub}", sub, item)
+                            add(f"{name}[].{key_name(sub)}", sub, item)
     for spec in fields.values():
         spec["types"] = dict(sorted(spec["types"].items()))
         spec["formats"] = dict(sorted(spec["formats"].items()))
@@ -174,14 +194,15 @@ def analyse(status: int, content_type: str | None, body: bytes) -> dict[str, Any
     out["body"] = describe(payload)[0]
     records: list[Any] | None = None
     if isinstance(payload, dict):
-        out["keys"] = {k: describe(v, k)[0] for k, v in payload.items()}
+        out["keys"] = {key_name(k): describe(v, k)[0] for k, v in payload.items()}
         if payload.get("error"):
             out["error_code"] = _count(payload["error"])
             return out
         lists = [k for k, v in payload.items() if isinstance(v, list)]
         # the list of records: the first list of objects, else the first list
-        out["list_key"] = next((k for k in lists if any(isinstance(i, dict) for i in payload[k])), lists[0] if lists else None)
-        records = payload[out["list_key"]] if out["list_key"] else [payload]
+        list_key = next((k for k in lists if any(isinstance(i, dict) for i in payload[k])), lists[0] if lists else None)
+        out["list_key"] = key_name(list_key) if list_key is not None else None
+        records = payload[list_key] if list_key is not None else [payload]
         out["counts"] = {"records": len(records)}
         for key in ("total", "shown"):
             if key in payload:
