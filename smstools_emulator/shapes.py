@@ -299,8 +299,9 @@ def _convert(value: Any, spec: dict[str, Any], subs: dict[str, Any], key: str) -
         return value
     if target == "null":
         return None
-    if target == "object":
-        return _record(value[0] if isinstance(value, list) and value and isinstance(value[0], dict) else value if isinstance(value, dict) else {}, subs, set(), 0)
+    if target == "object":  # a list of one object becomes that object
+        first = value[0] if isinstance(value, list) and value else value
+        return _record(first if isinstance(first, dict) else {}, subs, set(), 0)
     if target == "array":
         items = value if isinstance(value, list) else [] if value is None else [value]
         return [_record(v, subs, set(v), 0) if isinstance(v, dict) and subs else v for v in items]
@@ -348,7 +349,7 @@ def _placeholder(kind: str, fmt: str | None, subs: dict[str, Any], key: str, spe
     if kind == "object":
         return _record({}, subs, set(), 0)
     if kind == "string(phone)":
-        return _as_phone("39333000000"[: 11], (spec or {}).get("formats") or {})
+        return _as_phone("393330000000", (spec or {}).get("formats") or {})
     return simple.get(kind, "placeholder")
 
 
