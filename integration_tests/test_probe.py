@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from integration_tests import cli
 from smstools_emulator import CLIENT_ID, CLIENT_SECRET, Emulator, Shapes, format_datetime, make_conversation, sample_phones
 from source_smstools import probe
 
@@ -400,3 +401,25 @@ def test_the_emulator_command_serves_a_report(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_connector_reads_a_served_report_of_the_same_data_as_the_data_itself():
+    """The shapes hook changes nothing the report does not: a sync against the emulator serving the
+    report of its own answers reads the same records."""
+    streams = ["conversation", "contacts", "message_log", "groups", "balance"]
+    with account() as emulator:
+        report = run(emulator, phone_numbers=[A])
+        plain = cli.in_process(cli.config(emulator, phone_numbers=[A, B]), cli.catalog("full_refresh", streams))
+    with account(shapes=Shapes(report)) as emulator:
+        shaped = cli.in_process(cli.config(emulator, phone_numbers=[A, B]), cli.catalog("full_refresh", streams))
+    assert not plain.errors and not shaped.errors
+    assert len(plain.records) == 5 + 3 + 3 + 3 + 1
+    assert by_stream(shaped) == by_stream(plain)
+
+
+def by_stream(out: cli.Output) -> dict[str, list[str]]:
+    """The records of each stream, in an order that does not depend on the concurrent reads."""
+    result: dict[str, list[str]] = {}
+    for m in out.of_type("RECORD"):
+        result.setdefault(m["record"]["stream"], []).append(json.dumps(m["record"]["data"], sort_keys=True))
+    return {stream: sorted(records) for stream, records in result.items()}

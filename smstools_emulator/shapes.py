@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -212,7 +211,7 @@ class Shapes:
         if shape != "object":
             return _placeholder(shape or "null", None, {}, "")
         if not entry.get("list_key"):
-            return records[0] if records else _record({}, fields, set(), 0)
+            return records[0] if records else _record({}, fields)
         counts = {"total": len(records), "shown": len(records), "page": query.get("page", 1), "limit": query.get("limit", len(records))}
         out = {}
         for key, kind in keys.items():
@@ -225,24 +224,23 @@ class Shapes:
 
 
 def _records(records: list[dict[str, Any]], fields: dict[str, Any]) -> list[dict[str, Any]]:
-    known = {k for r in records for k in r}
-    return [_record(r, fields, known, i) for i, r in enumerate(records)]
+    return [_record(r, fields) for r in records]
 
 
-def _record(record: dict[str, Any], fields: dict[str, Any], known: set[str], index: int) -> dict[str, Any]:
+def _record(record: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     """`record` with the fields of `fields` (one level of "a.b" / "a[].b" below), in their order.
 
-    A field the record lacks stays missing when other records have it (the data says it is
-    optional); a field none of the emulator's records has gets a typed placeholder in as many
-    records as the report saw it in."""
+    A field the report saw in every record that this record lacks gets a typed placeholder (the
+    emulator has no data for it); one the report saw in some records only is optional: it is
+    there when the emulator's record has it."""
+    top = {name: spec for name, spec in fields.items() if "." not in name}
+    every = max((spec.get("records", 0) for spec in top.values()), default=0)
     out = {}
-    for name, spec in fields.items():
-        if "." in name:
-            continue
+    for name, spec in top.items():
         subs = {k.split(".", 1)[1]: v for k, v in fields.items() if k.startswith(name + ".") or k.startswith(name + "[].")}
         if name in record:
             out[name] = _convert(record[name], spec, subs, name)
-        elif name not in known and index < spec.get("records", 0):
+        elif spec.get("records", 0) >= every:
             out[name] = _placeholder(_main_kind(spec), _time_format(spec), subs, name, spec)
     return out
 
@@ -293,18 +291,18 @@ def _convert(value: Any, spec: dict[str, Any], subs: dict[str, Any], key: str) -
         return _render_time(ts, target, wanted)
     if target == kind:
         if kind == "object":
-            return _record(value, subs, set(value), 0) if subs else value
+            return _record(value, subs) if subs else value
         if kind == "array" and subs:
-            return [_record(v, subs, set(v), 0) if isinstance(v, dict) else v for v in value]
+            return [_record(v, subs) if isinstance(v, dict) else v for v in value]
         return value
     if target == "null":
         return None
     if target == "object":  # a list of one object becomes that object
         first = value[0] if isinstance(value, list) and value else value
-        return _record(first if isinstance(first, dict) else {}, subs, set(), 0)
+        return _record(first if isinstance(first, dict) else {}, subs)
     if target == "array":
         items = value if isinstance(value, list) else [] if value is None else [value]
-        return [_record(v, subs, set(v), 0) if isinstance(v, dict) and subs else v for v in items]
+        return [_record(v, subs) if isinstance(v, dict) and subs else v for v in items]
     if value is None or isinstance(value, (dict, list)):
         return _placeholder(target, wanted, subs, key, spec)
     text = str(value).lower() if isinstance(value, bool) else str(value)
@@ -347,7 +345,7 @@ def _placeholder(kind: str, fmt: str | None, subs: dict[str, Any], key: str, spe
         "string(date)": _render_time(_FIXED_TS, kind, "%Y-%m-%d %H:%M:%S"), "array": [],
     }
     if kind == "object":
-        return _record({}, subs, set(), 0)
+        return _record({}, subs)
     if kind == "string(phone)":
         return _as_phone("393330000000", (spec or {}).get("formats") or {})
     return simple.get(kind, "placeholder")
