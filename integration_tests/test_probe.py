@@ -197,6 +197,13 @@ def test_answers_that_are_not_json_and_connection_failures():
         "path": "/v1/conversation/{phone}", "query": {"limit": 5, "page": 1},
         "status": 502, "content_type": "text/html", "json": False, "length": 55, "starts_with": "html",
     }
+    with account() as emulator:
+        emulator.set_faults(rate=1.0, kinds=("non_json",))
+        report = run(emulator, phone_numbers=[A])
+    assert {k: report["endpoints"]["conversation"][k] for k in ("status", "content_type", "json", "length", "starts_with")} == {
+        "status": 200, "content_type": "text/plain", "json": False, "length": 31, "starts_with": "text",
+    }
+    assert "Service temporarily" not in probe.markdown(report) + json.dumps(report)
 
     with account() as emulator:  # a reset connection is tried once more, then reported
         emulator.set_faults(rate=1.0, kinds=("reset",))
@@ -204,6 +211,12 @@ def test_answers_that_are_not_json_and_connection_failures():
         assert len(emulator.conversation_requests()) == 2
     assert report["endpoints"]["conversation"]["failure"] == "ConnectionResetError"
     assert report["endpoints"]["contacts"]["status"] == 200
+
+    with account() as emulator:  # nor is an answer cut off half-way
+        emulator.set_faults(rate=1.0, kinds=("truncated",))
+        report = run(emulator, phone_numbers=[A])
+        assert len(emulator.conversation_requests()) == 1
+    assert report["endpoints"]["conversation"]["failure"] == "IncompleteRead"
 
     with account() as emulator:  # a timeout is not retried
         emulator.set_faults(rate=1.0, kinds=("timeout",), timeout_seconds=0.5)

@@ -101,8 +101,11 @@ def fetch(url: str, headers: dict[str, str], timeout: float) -> tuple[int | None
         try:
             with _OPENER.open(Request(url, headers=headers), timeout=timeout) as answer:
                 return answer.status, answer.headers.get("Content-Type"), answer.read()
-        except HTTPError as e:
-            return e.code, e.headers.get("Content-Type"), e.read()
+        except HTTPError as e:  # an answer all the same: its status and body are the finding
+            try:
+                return e.code, e.headers.get("Content-Type"), e.read()
+            except Exception as cut:
+                return None, None, cut.__class__.__name__
         except (URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             if isinstance(reason, TimeoutError) or "timed out" in str(reason):
@@ -125,10 +128,10 @@ def _body_kind(body: bytes) -> str:
     if text[:1] == b"<":
         return "html"
     try:
-        decoded = text[:256].decode("utf-8")
+        decoded = text.decode("utf-8")
     except UnicodeDecodeError:
         return "binary"
-    return "text" if decoded.isprintable() or all(c.isprintable() or c.isspace() for c in decoded) else "binary"
+    return "text" if all(c.isprintable() or c.isspace() for c in decoded[:256]) else "binary"
 
 
 def key_name(key: str) -> str:
@@ -196,7 +199,9 @@ def analyse(status: int, content_type: str | None, body: bytes) -> dict[str, Any
     if isinstance(payload, dict):
         out["keys"] = {key_name(k): describe(v, k)[0] for k, v in payload.items()}
         if payload.get("error"):
-            out["error_code"] = _count(payload["error"])
+            code = _count(payload["error"])
+            # a code, not data that happens to be digits
+            out["error_code"] = code if code is not None and abs(code) < 1_000_000 else None
             return out
         lists = [k for k, v in payload.items() if isinstance(v, list)]
         # the list of records: the first list of objects, else the first list
