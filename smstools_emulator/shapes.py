@@ -193,7 +193,7 @@ class Shapes:
 
     def _payload(self, entry: dict[str, Any], natural: Any, query: dict[str, str]) -> Any:
         keys: dict[str, str] = entry.get("keys") or {}
-        if entry.get("error_code") is not None or "error" in keys:
+        if "error_code" in entry:  # the probe sets it for an error body only (None: a code that is not one)
             return {k: _error_value(k, kind, entry.get("error_code")) for k, kind in keys.items()}
         if isinstance(natural, list):
             records, envelope = natural, {}

@@ -325,7 +325,7 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"{head}; not JSON: {e['length']} bytes, starting as {e['starts_with']}.")
             continue
         head += f"; JSON {e['body']}"
-        if e.get("error_code") is not None or "error" in (e.get("keys") or {}):
+        if "error_code" in e:
             head += f"; an error body, code {e.get('error_code')}"
         elif "counts" in e:
             where = f"under `{e['list_key']}`" if e.get("list_key") else ("the body itself" if e["body"] == "object" else "the body")
