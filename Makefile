@@ -6,7 +6,7 @@ CONFIG ?= secrets/config.json
 DEMO_VENV := .venv-demo
 DEMO_BIN  := $(DEMO_VENV)/bin
 
-.PHONY: help install test test-pyairbyte soak bench demo demo-install sync image clean
+.PHONY: help install test test-pyairbyte soak bench demo demo-install sync probe image clean
 
 help:
 	@echo "make demo   - sync sample conversations from the API emulator into DuckDB (PyAirbyte)"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench  - throughput, requests, concurrency, memory and start-up figures"
 	@echo "make soak   - the long reliability suite (faults, kills, load); writes RELIABILITY.md"
 	@echo "make sync CONFIG=secrets/config.json - the same sync as the demo, against the real API"
+	@echo "make probe CONFIG=secrets/config.json - what the real API answers (shapes, no values): .cache/probe.json"
 	@echo "make image  - build airbyte/source-smstools:dev with podman"
 
 $(BIN)/python:
@@ -62,6 +63,10 @@ demo: demo-install
 
 sync: demo-install
 	$(DEMO_BIN)/python demo/demo.py --config $(CONFIG)
+
+# The shapes of the real API's answers (no phone, text or credential): the report to attach to an issue.
+probe: install
+	$(BIN)/source-smstools-probe --config $(CONFIG) --out .cache/probe.json
 
 image:
 	bash integration_tests/image.sh build

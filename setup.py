@@ -24,6 +24,7 @@ setup(
         "console_scripts": [
             "source-smstools=source_smstools.run:run",
             "smstools-emulator=smstools_emulator.server:main",
+            "source-smstools-probe=source_smstools.probe:run",
         ]
     },
 )

@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from smstools_emulator.shapes import Shapes, load_report
+
 CLIENT_ID = "emulator-client"
 CLIENT_SECRET = "emulator-secret-5f3c9a"  # tests scan every output for this value
 SENDER = "Smstools"
@@ -231,11 +233,13 @@ class Emulator:
         auth_error_status: int = 401,
         latency: float = 0.0,
         port: int = 0,
+        shapes: Shapes | None = None,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.auth_error_status = auth_error_status  # the real API's status for error bodies is undocumented
         self.latency = latency
+        self.shapes = shapes  # a shapes.Shapes: answers shaped as a probe report says
         self.error: dict[str, Any] | None = None  # when set, every request gets this error body
         self.faults = Faults()
         self.requests: list[dict[str, Any]] = []
@@ -500,6 +504,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None) -> None:
+        if self.emulator.shapes is not None:
+            status, body, content_type = self.emulator.shapes.answer(self.path, status, body, content_type)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -709,12 +715,14 @@ def main() -> None:
     parser.add_argument("--conversation", action="append", default=[], metavar="PHONE=COUNT", help="one conversation of COUNT messages (repeatable)")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shapes", metavar="REPORT", help="answer with the shapes of a source-smstools-probe JSON report")
     args = parser.parse_args()
     conversations = {p: make_conversation(p, args.messages, seed=args.seed) for p in sample_phones(args.phones)}
     for item in args.conversation:
         phone, count = item.split("=")
         conversations[phone] = make_conversation(phone, int(count), seed=args.seed)
-    emulator = Emulator(conversations, latency=args.latency_ms / 1000, port=args.port).start()
+    shapes = load_report(args.shapes) if args.shapes else None
+    emulator = Emulator(conversations, latency=args.latency_ms / 1000, port=args.port, shapes=shapes).start()
     print(f"emulator listening on {emulator.url} ({len(conversations)} conversations)", flush=True)
     try:
         threading.Event().wait()
