@@ -48,6 +48,10 @@ class ManifestTest(TestCase):
         self.sleep = patch("time.sleep").start()
         self.addCleanup(patch.stopall)
 
+    def waits(self):
+        """The waits asked of time.sleep (the backoff library also asks for 0 s)."""
+        return [c.args[0] for c in self.sleep.call_args_list if c.args and c.args[0]]
+
     @HttpMocker()
     def test_pages_follow_total_and_stop_without_an_empty_page(self, http_mocker):
         # the '+' is not part of the path; the headers carry the credentials
@@ -70,12 +74,41 @@ class ManifestTest(TestCase):
         http_mocker.get(request(), [
             HttpResponse('{"total": 3, "shown": 2, "page": 1, "conv', 200),
             HttpResponse("<html>502 Bad Gateway</html>", 200),
-            HttpResponse(json.dumps({"total": 3}), 200),
             page(1, 3, 30, 20),
         ])
         http_mocker.get(request(2), page(2, 3, 10))
         output = run()
         assert [r.record.data["unixDatetime"] for r in output.records] == [30, 20, 10]
+        assert self.waits() == [11.0, 21.0]  # the manifest's backoff (10 s, 20 s, plus the CDK's second)
+
+    @HttpMocker()
+    def test_an_answer_of_an_unexpected_shape_fails_at_once_naming_keys_and_types(self, http_mocker):
+        first = request()
+        http_mocker.get(first, HttpResponse(json.dumps({"total": 3, "items": "ciao", "page": None}), 200))
+        output = run()
+        assert output.records == [] and self.waits() == []
+        http_mocker.assert_number_of_calls(first, 1)  # not retried
+        error = output.errors[0].trace.error
+        assert error.failure_type.value == "system_error"
+        assert error.message == (
+            "Phone 393331234567, page 1 (HTTP 200): Smstools answered /v1/conversation/{phone} with JSON of an "
+            "unexpected shape: expected an object with total (number), page (number) and conversation (array); "
+            "came an object with keys total (number), items (string), page (null)."
+        )
+
+    @HttpMocker()
+    def test_a_page_written_the_php_way_is_read_as_the_documented_one(self, http_mocker):
+        # numbers as strings, a UTF-8 BOM, the list as an object with gaps in its keys, under another key
+        def php(number, *timestamps):
+            items = {str(i * 3): message(t, unixDatetime=str(t)) for i, t in enumerate(timestamps)}
+            body = {"total": "3", "shown": str(len(timestamps)), "page": str(number), "limit": "2", "data": items}
+            return HttpResponse("\ufeff" + json.dumps(body), 200)
+
+        http_mocker.get(request(), php(1, 30, 20))
+        http_mocker.get(request(2), php(2, 10))
+        output = run()
+        assert [r.record.data["unixDatetime"] for r in output.records] == [30, 20, 10]
+        assert self.waits() == []
 
     @HttpMocker()
     def test_server_error_105_is_retried(self, http_mocker):

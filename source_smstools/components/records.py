@@ -32,6 +32,9 @@ def iso_utc(seconds: Any) -> Optional[str]:
         return None
 
 
+_OPTIONAL = ("messageId", "file")  # null when absent (inbound messages, no attachment)
+
+
 @dataclass
 class MessageFields(RecordTransformation):
     """Adds `phone`, `id` and `datetime_utc` to a message.
@@ -51,8 +54,12 @@ class MessageFields(RecordTransformation):
     ) -> None:
         phone = str(stream_slice.partition["phone"]) if stream_slice else ""
         seconds = record.get("unixDatetime")
-        if isinstance(seconds, str) and seconds.isdigit():
+        if isinstance(seconds, str) and seconds.isdigit():  # a PHP backend's "1749113086"
             seconds = record["unixDatetime"] = int(seconds)
+        for name in _OPTIONAL:
+            value = record.get(name)
+            if value is False or value == "":  # a PHP backend's way of saying there is none
+                record[name] = None
         record["phone"] = phone
         record["id"] = message_id(phone, record)
         record["datetime_utc"] = iso_utc(seconds)
