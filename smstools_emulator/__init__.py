@@ -15,3 +15,4 @@ from smstools_emulator.server import (  # noqa: F401
     make_message,
     sample_phones,
 )
+from smstools_emulator.variations import VARIATIONS  # noqa: F401
