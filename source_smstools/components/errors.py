@@ -26,7 +26,16 @@ logger = logging.getLogger("airbyte")
 # -- endpoints an account may not use ---------------------------------------------------------
 
 
-class SourceUnreadable(AirbyteTracedException):
+class UnreadableAnswer(AirbyteTracedException):
+    """Complete JSON of a shape we cannot read. Raised, not returned as FAIL: the CDK would put the
+    whole body (message texts, phone numbers) into the error's internal message, its log and the
+    sync's closing summary. This message names keys and JSON types only."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message, internal_message=message, failure_type=FailureType.system_error)
+
+
+class SourceUnreadable(UnreadableAnswer):
     """A phone source that phone discovery cannot read (forbidden to this account, or an answer
     of a shape we cannot understand): discovery goes on without it."""
 
@@ -57,12 +66,14 @@ class SkipUnavailableStream(DefaultErrorHandler):
         if isinstance(response_or_exception, requests.Response):
             body_of(response_or_exception, self._parameters)  # parsed once, before every filter
         resolution = super().interpret_response(response_or_exception)
-        resolution = _with_shape(resolution, response_or_exception)
+        shape = _unexpected_shape(resolution, response_or_exception)
         if self._parameters.get("discovery") and (
             resolution.response_action == ResponseAction.IGNORE
             or (resolution.response_action == ResponseAction.FAIL and resolution.failure_type == FailureType.system_error)
         ):
-            raise SourceUnreadable(message=resolution.error_message, failure_type=FailureType.system_error)
+            raise SourceUnreadable(shape or resolution.error_message or "")
+        if shape:
+            raise UnreadableAnswer(shape)
         if resolution.response_action != ResponseAction.IGNORE:
             return resolution
         page = _page_of(response_or_exception)
@@ -82,17 +93,16 @@ class SkipUnavailableStream(DefaultErrorHandler):
 UNEXPECTED = "unexpected shape"  # in the message of the manifest's filter `unexpected_shape`
 
 
-def _with_shape(resolution: ErrorResolution, response: Any) -> ErrorResolution:
-    # The manifest's filter says where and what was expected; what came, as keys and JSON types,
-    # is said here (a Jinja template for it would be longer than this function).
+def _unexpected_shape(resolution: ErrorResolution, response: Any) -> Optional[str]:
+    """The message of the manifest's filter `unexpected_shape`, when it matched, with what came
+    added as keys and JSON types (a Jinja template for that would be longer than this function)."""
     if (
         resolution.response_action == ResponseAction.FAIL
         and UNEXPECTED in (resolution.error_message or "")
         and isinstance(response, requests.Response)
     ):
-        message = f"{resolution.error_message.rstrip('.')}; came {describe(body_of(response))}."
-        return ErrorResolution(resolution.response_action, resolution.failure_type, message)
-    return resolution
+        return f"{resolution.error_message.rstrip('.')}; came {describe(body_of(response))}."
+    return None
 
 
 def _page_of(response: Any) -> int:
@@ -131,13 +141,18 @@ class ConversationErrorHandler(DefaultErrorHandler):
     ) -> ErrorResolution:
         if isinstance(response_or_exception, requests.Response):
             body_of(response_or_exception, self._parameters)  # parsed once, before every filter
-        resolution = _with_shape(super().interpret_response(response_or_exception), response_or_exception)
+        resolution = super().interpret_response(response_or_exception)
         if resolution.response_action == ResponseAction.SUCCESS:
             return self._unless_shrunk(response_or_exception)
+        shape = _unexpected_shape(resolution, response_or_exception)
         request = getattr(response_or_exception, "request", None)
         if not isinstance(getattr(request, "url", None), str):
+            if shape:
+                raise UnreadableAnswer(shape)
             return resolution
-        message = f"{_where(request, response_or_exception)}: {resolution.error_message}"
+        message = f"{_where(request, response_or_exception)}: {shape or resolution.error_message}"
+        if shape:
+            raise UnreadableAnswer(message)
         if resolution.response_action not in (ResponseAction.RETRY, ResponseAction.RATE_LIMITED):
             return ErrorResolution(resolution.response_action, resolution.failure_type, message)
         refusal = self._refused_wait(response_or_exception)
