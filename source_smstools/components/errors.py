@@ -145,12 +145,10 @@ class ConversationErrorHandler(DefaultErrorHandler):
         if resolution.response_action == ResponseAction.SUCCESS:
             return self._unless_shrunk(response_or_exception)
         shape = _unexpected_shape(resolution, response_or_exception)
+        # a body cut short raises without its request (and the CDK keeps the request to itself)
         request = getattr(response_or_exception, "request", None)
-        if not isinstance(getattr(request, "url", None), str):
-            if shape:
-                raise UnreadableAnswer(shape)
-            return resolution
-        message = f"{_where(request, response_or_exception)}: {shape or resolution.error_message}"
+        where = _where(request, response_or_exception) if isinstance(getattr(request, "url", None), str) else None
+        message = f"{where}: {shape or resolution.error_message}" if where else (shape or resolution.error_message)
         if shape:
             raise UnreadableAnswer(message)
         if resolution.response_action not in (ResponseAction.RETRY, ResponseAction.RATE_LIMITED):
