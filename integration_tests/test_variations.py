@@ -5,10 +5,14 @@ documented shape; an answer of a shape it cannot read ends in seconds, naming ke
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 
 import pytest
+import requests as http
 
 from integration_tests import cli
 from smstools_emulator import VARIATIONS, Emulator, make_contact, make_conversation, sample_phones
@@ -252,3 +256,36 @@ def test_a_stream_of_an_unexpected_shape_fails_alone_and_the_others_are_kept(var
         if stream not in ("outbox", "conversation"):
             assert states[stream] == state, stream
     assert Counter(r["phone"] for r in of(out, "conversation")) == {"+" + p: len(varied.conversation(p)) for p in varied.phones()}
+
+
+# -- the switches: from Python (above), the control endpoint and the command line ------------------
+
+
+def test_variations_are_set_over_the_control_endpoint(varied):
+    answer = http.post(f"{varied.url}/_emulator/variations", json={"variations": ["bom", "paging_as_strings"]})
+    assert answer.json() == {"variations": ["bom", "paging_as_strings"]} and varied.variations == {"bom", "paging_as_strings"}
+    page = http.get(f"{varied.url}/v1/conversation/{varied.phones()[2]}",
+                    headers={"X-Client-Id": cli.CLIENT_ID, "X-Client-Secret": cli.CLIENT_SECRET})
+    assert page.content.startswith(b'\xef\xbb\xbf{"total": "40", "shown": "40", "page": "1", "limit": "1000"')
+    assert http.post(f"{varied.url}/_emulator/variations", json={"variations": []}).json() == {"variations": []}
+    with pytest.raises(ValueError):
+        varied.variations = {"no_such_variation"}
+
+
+def test_variations_are_chosen_on_the_command_line(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # `smstools-emulator` is this module's main(); run by module, it is the code under test also uninstalled
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "smstools_emulator", "--port", str(port), "--phones", "1", "--messages", "3", "--variation", "lists_as_objects",
+         "--variation", "text_html"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "emulator listening" in emulator.stdout.readline()
+        page = http.get(f"http://127.0.0.1:{port}/v1/conversation/393331000000",
+                        headers={"X-Client-Id": cli.CLIENT_ID, "X-Client-Secret": cli.CLIENT_SECRET})
+        assert page.headers["Content-Type"] == "text/html; charset=UTF-8"
+        assert list(page.json()["conversation"]) == ["0", "2", "4"]
+    finally:
+        emulator.terminate()
+        emulator.wait()
