@@ -85,6 +85,8 @@ def tolerant(body: Any, parameters: Mapping[str, Any]) -> Any:
     if shape != "envelope" or not isinstance(body, dict) or "error" in body:
         return body
     key = parameters.get("records_key")
+    if not key:
+        return body
     for name in _NUMBERS:
         value = body.get(name)
         if isinstance(value, str) and value.isdigit():
@@ -97,7 +99,12 @@ def tolerant(body: Any, parameters: Mapping[str, Any]) -> Any:
             lists = [name for name, value in body.items() if as_list(value) is not None]
             if len(lists) != 1:
                 return body
-            records = as_list(body.pop(lists[0]))
+            records = as_list(body[lists[0]])
+            if not records and body.get("total") != 0:
+                # an empty list beside a `total` of messages is no page of them: read as one, the
+                # paging would go on past messages never seen
+                return body
+            del body[lists[0]]
     body[key] = records
     return body
 

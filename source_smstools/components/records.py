@@ -32,9 +32,6 @@ def iso_utc(seconds: Any) -> Optional[str]:
         return None
 
 
-_OPTIONAL = ("messageId", "file")  # null when absent (inbound messages, no attachment)
-
-
 @dataclass
 class MessageFields(RecordTransformation):
     """Adds `phone`, `id` and `datetime_utc` to a message.
@@ -56,10 +53,13 @@ class MessageFields(RecordTransformation):
         seconds = record.get("unixDatetime")
         if isinstance(seconds, str) and seconds.isdigit():  # a PHP backend's "1749113086"
             seconds = record["unixDatetime"] = int(seconds)
-        for name in _OPTIONAL:
-            value = record.get(name)
-            if value is False or value == "":  # a PHP backend's way of saying there is none
-                record[name] = None
+        # false or "" is a PHP backend's way of saying there is none (null: inbound, no attachment)
+        given = record.get("messageId")
+        if not given and given is not None:
+            record["messageId"] = None
+        given = record.get("file")
+        if given is False or given == "":
+            record["file"] = None
         record["phone"] = phone
         record["id"] = message_id(phone, record)
         record["datetime_utc"] = iso_utc(seconds)
