@@ -15,7 +15,7 @@ import pytest
 import requests as http
 
 from integration_tests import cli
-from smstools_emulator import VARIATIONS, Emulator, make_contact, make_conversation, sample_phones
+from smstools_emulator import VARIATIONS, Emulator, make_conversation, sample_phones
 
 OTHERS = [name for name in cli.STREAMS if name != "conversation"]
 EVERYTHING = list(cli.STREAMS)

@@ -23,7 +23,7 @@ from source_smstools.components.pages import body_of, describe
 logger = logging.getLogger("airbyte")
 
 
-# -- endpoints an account may not use ---------------------------------------------------------
+# -- answers we cannot read ---------------------------------------------------------------------
 
 
 class UnreadableAnswer(AirbyteTracedException):
@@ -38,6 +38,9 @@ class UnreadableAnswer(AirbyteTracedException):
 class SourceUnreadable(UnreadableAnswer):
     """A phone source that phone discovery cannot read (forbidden to this account, or an answer
     of a shape we cannot understand): discovery goes on without it."""
+
+
+# -- endpoints an account may not use ---------------------------------------------------------
 
 
 @dataclass
