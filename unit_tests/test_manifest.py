@@ -4,6 +4,7 @@ import json
 from unittest import TestCase
 from unittest.mock import patch
 
+import requests
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
@@ -11,6 +12,7 @@ from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_smstools import SourceSmstools
+from source_smstools.components import pages
 
 BASE = "https://api.example.test"
 PHONE = "+393331234567"
@@ -139,3 +141,41 @@ class ManifestTest(TestCase):
         state = {"use_global_cursor": False, "states": [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": str(25 + 86_400)}}]}
         output = run(config={**CONFIG, "lookback_window_days": 1}, sync_mode=SyncMode.incremental, state=state)
         assert [r.record.data["unixDatetime"] for r in output.records] == [50, 40, 30]
+
+
+class OneParseTest(TestCase):
+    def setUp(self):
+        self.sleep = patch("time.sleep").start()
+        self.addCleanup(patch.stopall)
+
+    @HttpMocker()
+    def test_each_answer_is_parsed_once_for_every_filter_extractor_and_paginator(self, http_mocker):
+        http_mocker.get(request(), page(1, 3, 30, 20))
+        http_mocker.get(request(2), page(2, 3, 10))
+        parses = patch.object(pages, "parse", side_effect=pages.parse).start()
+        # requests' own json(), which each filter used to call (a stdlib parse of the page each time)
+        requests_json = patch.object(requests.Response, "json", autospec=True, side_effect=requests.Response.json).start()
+        output = run()
+        assert [r.record.data["unixDatetime"] for r in output.records] == [30, 20, 10]
+        assert parses.call_count == 2 and requests_json.call_count == 0  # one parse per page, nothing else
+
+    @HttpMocker()
+    def test_a_filter_added_to_the_manifest_sees_every_whole_page(self, http_mocker):
+        # no Python fast path accepts a page before the manifest's filters have looked at it
+        from airbyte_cdk.utils.yaml_loader import safe_load_yaml
+
+        from source_smstools.source import MANIFEST
+
+        manifest = safe_load_yaml(MANIFEST.read_text())
+        manifest["definitions"]["requester"]["error_handler"]["response_filters"].insert(0, {
+            "type": "HttpResponseFilter", "predicate": "{{ response.total > 2 and response.page == 2 }}",
+            "action": "FAIL", "error_message": "page 2 of a long conversation, refused by a new filter"})
+        http_mocker.get(request(), page(1, 3, 30, 20))
+        http_mocker.get(request(2), page(2, 3, 10))
+        catalog = CatalogBuilder().with_stream("conversation", SyncMode.full_refresh).build()
+        with patch("source_smstools.source.safe_load_yaml", return_value=manifest):
+            source = SourceSmstools(catalog=catalog, config=CONFIG)
+        output = read(source, CONFIG, catalog)
+        assert [r.record.data["unixDatetime"] for r in output.records] == [30, 20]
+        assert output.errors[0].trace.error.message == (
+            "Phone 393331234567, page 2 (HTTP 200): page 2 of a long conversation, refused by a new filter")
