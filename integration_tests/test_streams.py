@@ -216,18 +216,17 @@ def test_refused_credentials_fail_every_stream_rather_than_skip_it(emulator):
     assert any(e["failure_type"] == "config_error" and "refused the credentials" in e["message"] for e in out.errors), out.errors
 
 
-def test_a_malformed_answer_is_retried_not_read_as_the_end(emulator):
-    # the first answer to /v1/contact is cut short; the retry gives the page
-    calls = {"n": 0}
-    original = emulator.contacts
-
-    def flaky():
-        calls["n"] += 1
-        if calls["n"] == 1:
-            return "not a list"  # served as {"contacts": "not a list"}: not a page of contacts
-        return original()
-
-    emulator.contacts = flaky
-    out = read(emulator, "contacts")
-    assert by("ID", of(out, "contacts")) == by("ID", served(original()))
-    assert len(emulator.requests_to("/v1/contact")) == 2
+def test_an_answer_of_an_unexpected_shape_fails_its_stream_at_once_and_the_others_go_on(emulator):
+    emulator.contacts = lambda: "not a list"  # served as {"total": 10, ..., "contacts": "not a list"}
+    out = cli.run("read", cli.config(emulator), cli.catalog("full_refresh", ["contacts", "groups", "sender_ids"]))
+    assert out.returncode != 0
+    assert len(emulator.requests_to("/v1/contact")) == 1  # the same answer would come again: not retried
+    assert of(out, "contacts") == []
+    assert by("ID", of(out, "groups")) == by("ID", emulator.groups)
+    assert by("ID", of(out, "sender_ids")) == by("ID", emulator.sender_ids)
+    assert out.errors[0]["message"] == (
+        "Smstools answered /v1/contact with JSON of an unexpected shape: expected an object with total (number), "
+        "page (number) and contacts (array); came an object with keys total (number), shown (number), "
+        "page (number), limit (number), contacts (string)."
+    )
+    assert [e["failure_type"] for e in out.errors] == ["system_error", "config_error"], out.errors

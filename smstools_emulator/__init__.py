@@ -16,3 +16,4 @@ from smstools_emulator.server import (  # noqa: F401
     sample_phones,
 )
 from smstools_emulator.shapes import Shapes, load_report  # noqa: F401
+from smstools_emulator.variations import VARIATIONS  # noqa: F401

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from smstools_emulator.shapes import Shapes, load_report
+from smstools_emulator import variations as php
 
 CLIENT_ID = "emulator-client"
 CLIENT_SECRET = "emulator-secret-5f3c9a"  # tests scan every output for this value
@@ -241,6 +242,7 @@ class Emulator:
         self.latency = latency
         self.shapes = shapes  # a shapes.Shapes: answers shaped as a probe report says
         self.error: dict[str, Any] | None = None  # when set, every request gets this error body
+        self._variations: frozenset[str] = frozenset()  # see `variations`
         self.faults = Faults()
         self.requests: list[dict[str, Any]] = []
         self._conversations: dict[str, list[dict[str, Any]]] = {}
@@ -428,6 +430,17 @@ class Emulator:
         with self._lock:
             return [r for r in self.requests if r["path"] == path]
 
+    @property
+    def variations(self) -> frozenset[str]:
+        """How the answers differ from the documented shape (smstools_emulator.variations.VARIATIONS)."""
+        return self._variations
+
+    @variations.setter
+    def variations(self, names: Any) -> None:
+        chosen = frozenset(php.check(names))
+        with self._lock:
+            self._variations = chosen
+
     def set_faults(self, **kwargs: Any) -> Faults:
         self.faults = Faults(**kwargs)
         return self.faults
@@ -474,16 +487,14 @@ class Emulator:
         self.stop()
 
     def page_body(self, phone: str, page: int, limit: int) -> bytes:
-        cache_key = (phone, page, limit)
         with self._lock:
+            cache_key = (phone, page, limit, self._variations)
             body = self._page_cache.get(cache_key)
             if body is None:
                 messages = self._conversations.get(phone, [])
                 chunk = messages[(page - 1) * limit : page * limit]
-                body = json.dumps(
-                    {"total": len(messages), "shown": len(chunk), "page": page, "limit": limit, "conversation": chunk},
-                    ensure_ascii=False,
-                ).encode()
+                payload = {"total": len(messages), "shown": len(chunk), "page": page, "limit": limit, "conversation": chunk}
+                body = php.encode(payload, self._variations, "conversation", (page - 1) * limit)
                 self._page_cache[cache_key] = body
         return body
 
@@ -568,7 +579,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault:
             return self._fault(fault, record, emulator.page_body(phone, page, limit))
         record["status"] = 200
-        self._send(200, emulator.page_body(phone, page, limit))
+        self._send(200, emulator.page_body(phone, page, limit), php.content_type(emulator.variations))
 
     def _account(self, path: str, query: dict[str, str], record: dict[str, Any]) -> None:
         """The account's other endpoints, shaped as API.md gives them."""
@@ -598,7 +609,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, _error_body(110, "This API call is not enabled for your account"))
         record["status"] = 200
         if path == "/v1/balance":
-            return self._json(200, emulator.balance)
+            return self._data(emulator.balance)
         if path == "/v1/statistics":
             try:
                 year, month = int(query["year"]), int(query["month"])
@@ -606,9 +617,9 @@ class _Handler(BaseHTTPRequestHandler):
             except (KeyError, ValueError, AssertionError):
                 return self._json(200, _error_body(141, "Invalid year or month"))
             record["page"] = f"{year}-{month:02d}"
-            return self._json(200, emulator.statistics(year, month))
+            return self._data(emulator.statistics(year, month))
         if path in lists and path != "/v1/groups":
-            return self._json(200, lists[path]())
+            return self._data(lists[path]())
         try:
             limit = int(query.get("limit", 1000))
             assert 1 <= limit <= 2000
@@ -621,11 +632,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, _error_body(136, "Invalid page"))
         record["page"], record["limit"] = page, limit
         if path == "/v1/groups":
-            return self._json(200, lists[path]()[(page - 1) * limit : page * limit])
+            return self._data(lists[path]()[(page - 1) * limit : page * limit], offset=(page - 1) * limit)
         key, items = enveloped[path]
         everything = items()
         chunk = everything[(page - 1) * limit : page * limit]
-        self._json(200, {"total": len(everything), "shown": len(chunk), "page": page, "limit": limit, key: chunk})
+        self._data({"total": len(everything), "shown": len(chunk), "page": page, "limit": limit, key: chunk}, key, (page - 1) * limit)
+
+    def _data(self, payload: Any, records_key: str | None = None, offset: int = 0) -> None:
+        """A successful data answer, with the emulator's variations."""
+        active = self.emulator.variations
+        self._send(200, php.encode(payload, active, records_key, offset), php.content_type(active))
 
     def _fault(self, kind: str, record: dict[str, Any], body: bytes) -> None:
         faults = self.emulator.faults
@@ -702,6 +718,9 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "forbid":  # {"path": "/v1/outbox", "how": "403" | "error" | null}
             emulator.forbid(payload["path"], payload.get("how", "403"))
             return self._json(200, {"ok": True})
+        if action == "variations":  # {"variations": ["bom", ...]}: how answers differ from the documented shape
+            emulator.variations = payload.get("variations") or []
+            return self._json(200, {"variations": sorted(emulator.variations)})
         if action == "summary":
             return self._json(200, {p: len(emulator.conversation(p)) for p in emulator.phones()})
         self._json(404, _error_body(404, f"unknown control action {action}"))
@@ -716,13 +735,19 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shapes", metavar="REPORT", help="answer with the shapes of a source-smstools-probe JSON report")
+    parser.add_argument(
+        "--variation", action="append", default=[], choices=sorted(php.VARIATIONS), metavar="NAME",
+        help="answer the way a PHP backend may (repeatable): " + "; ".join(f"{k}: {v}" for k, v in php.VARIATIONS.items()),
+    )
     args = parser.parse_args()
     conversations = {p: make_conversation(p, args.messages, seed=args.seed) for p in sample_phones(args.phones)}
     for item in args.conversation:
         phone, count = item.split("=")
         conversations[phone] = make_conversation(phone, int(count), seed=args.seed)
     shapes = load_report(args.shapes) if args.shapes else None
-    emulator = Emulator(conversations, latency=args.latency_ms / 1000, port=args.port, shapes=shapes).start()
+    emulator = Emulator(conversations, latency=args.latency_ms / 1000, port=args.port, shapes=shapes)
+    emulator.variations = args.variation
+    emulator.start()
     print(f"emulator listening on {emulator.url} ({len(conversations)} conversations)", flush=True)
     try:
         threading.Event().wait()

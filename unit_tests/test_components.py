@@ -109,3 +109,18 @@ def test_an_unusable_state_is_refused_with_its_reason(state, words):
         PerPhoneState(config={}).migrate(state)
     assert words in error.value.message
     assert error.value.failure_type.value == "config_error"
+
+
+@pytest.mark.parametrize("nothing", [False, ""])
+def test_false_or_empty_for_an_absent_message_id_or_file_is_null(nothing):
+    record = {**INBOUND, "messageId": nothing, "file": nothing}
+    MessageFields(parameters={}).transform(record, config={}, stream_slice=StreamSlice(partition={"phone": "+32470123456"}, cursor_slice={}))
+    assert record["messageId"] is None and record["file"] is None
+    assert record["id"] == message_id("+32470123456", INBOUND)  # the same id as the documented null gives
+
+
+def test_a_file_list_and_a_message_id_are_kept():
+    files = [{"name": "a.jpg"}]
+    record = {**INBOUND, "messageId": "m1", "file": files}
+    MessageFields(parameters={}).transform(record, config={}, stream_slice=StreamSlice(partition={"phone": "1"}, cursor_slice={}))
+    assert record["messageId"] == "m1" and record["file"] == files and record["id"] == "m1"

@@ -161,3 +161,14 @@ def test_a_good_page_is_a_success():
 def test_the_cdks_one_cursor_state_past_the_phone_limit_is_kept():
     state = {"use_global_cursor": True, "state": {"unixDatetime": "1749113086"}, "lookback_window": 12}
     assert PerPhoneState(config={}).migrate(state) == state
+
+
+def test_read_for_discovery_a_refusal_is_a_source_that_cannot_be_read(caplog):
+    from source_smstools.components.errors import SourceUnreadable
+
+    h = handler()
+    h._parameters["discovery"] = True  # as the manifest's `discovery` router gives it to its sources
+    with pytest.raises(SourceUnreadable) as error:
+        h.interpret_response(response(403, {"error": 403, "errorMsg": "Forbidden"}))
+    assert error.value.message == "Smstools does not let this account read /v1/contact"
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []  # the router says it, once

@@ -4,6 +4,7 @@ import json
 from unittest import TestCase
 from unittest.mock import patch
 
+import requests
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
@@ -11,6 +12,7 @@ from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_smstools import SourceSmstools
+from source_smstools.components import pages
 
 BASE = "https://api.example.test"
 PHONE = "+393331234567"
@@ -48,6 +50,10 @@ class ManifestTest(TestCase):
         self.sleep = patch("time.sleep").start()
         self.addCleanup(patch.stopall)
 
+    def waits(self):
+        """The waits asked of time.sleep (the backoff library also asks for 0 s)."""
+        return [c.args[0] for c in self.sleep.call_args_list if c.args and c.args[0]]
+
     @HttpMocker()
     def test_pages_follow_total_and_stop_without_an_empty_page(self, http_mocker):
         # the '+' is not part of the path; the headers carry the credentials
@@ -70,12 +76,41 @@ class ManifestTest(TestCase):
         http_mocker.get(request(), [
             HttpResponse('{"total": 3, "shown": 2, "page": 1, "conv', 200),
             HttpResponse("<html>502 Bad Gateway</html>", 200),
-            HttpResponse(json.dumps({"total": 3}), 200),
             page(1, 3, 30, 20),
         ])
         http_mocker.get(request(2), page(2, 3, 10))
         output = run()
         assert [r.record.data["unixDatetime"] for r in output.records] == [30, 20, 10]
+        assert self.waits() == [11.0, 21.0]  # the manifest's backoff (10 s, 20 s, plus the CDK's second)
+
+    @HttpMocker()
+    def test_an_answer_of_an_unexpected_shape_fails_at_once_naming_keys_and_types(self, http_mocker):
+        first = request()
+        http_mocker.get(first, HttpResponse(json.dumps({"total": 3, "items": "ciao", "page": None}), 200))
+        output = run()
+        assert output.records == [] and self.waits() == []
+        http_mocker.assert_number_of_calls(first, 1)  # not retried
+        error = output.errors[0].trace.error
+        assert error.failure_type.value == "system_error"
+        assert error.message == (
+            "Phone 393331234567, page 1 (HTTP 200): Smstools answered /v1/conversation/{phone} with JSON of an "
+            "unexpected shape: expected an object with total (number), page (number) and conversation (array); "
+            "came an object with keys total (number), items (string), page (null)."
+        )
+
+    @HttpMocker()
+    def test_a_page_written_the_php_way_is_read_as_the_documented_one(self, http_mocker):
+        # numbers as strings, a UTF-8 BOM, the list as an object with gaps in its keys, under another key
+        def php(number, *timestamps):
+            items = {str(i * 3): message(t, unixDatetime=str(t)) for i, t in enumerate(timestamps)}
+            body = {"total": "3", "shown": str(len(timestamps)), "page": str(number), "limit": "2", "data": items}
+            return HttpResponse("\ufeff" + json.dumps(body), 200)
+
+        http_mocker.get(request(), php(1, 30, 20))
+        http_mocker.get(request(2), php(2, 10))
+        output = run()
+        assert [r.record.data["unixDatetime"] for r in output.records] == [30, 20, 10]
+        assert self.waits() == []
 
     @HttpMocker()
     def test_server_error_105_is_retried(self, http_mocker):
@@ -106,3 +141,41 @@ class ManifestTest(TestCase):
         state = {"use_global_cursor": False, "states": [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": str(25 + 86_400)}}]}
         output = run(config={**CONFIG, "lookback_window_days": 1}, sync_mode=SyncMode.incremental, state=state)
         assert [r.record.data["unixDatetime"] for r in output.records] == [50, 40, 30]
+
+
+class OneParseTest(TestCase):
+    def setUp(self):
+        self.sleep = patch("time.sleep").start()
+        self.addCleanup(patch.stopall)
+
+    @HttpMocker()
+    def test_each_answer_is_parsed_once_for_every_filter_extractor_and_paginator(self, http_mocker):
+        http_mocker.get(request(), page(1, 3, 30, 20))
+        http_mocker.get(request(2), page(2, 3, 10))
+        parses = patch.object(pages, "parse", side_effect=pages.parse).start()
+        # requests' own json(), which each filter used to call (a stdlib parse of the page each time)
+        requests_json = patch.object(requests.Response, "json", autospec=True, side_effect=requests.Response.json).start()
+        output = run()
+        assert [r.record.data["unixDatetime"] for r in output.records] == [30, 20, 10]
+        assert parses.call_count == 2 and requests_json.call_count == 0  # one parse per page, nothing else
+
+    @HttpMocker()
+    def test_a_filter_added_to_the_manifest_sees_every_whole_page(self, http_mocker):
+        # no Python fast path accepts a page before the manifest's filters have looked at it
+        from airbyte_cdk.utils.yaml_loader import safe_load_yaml
+
+        from source_smstools.source import MANIFEST
+
+        manifest = safe_load_yaml(MANIFEST.read_text())
+        manifest["definitions"]["requester"]["error_handler"]["response_filters"].insert(0, {
+            "type": "HttpResponseFilter", "predicate": "{{ response.total > 2 and response.page == 2 }}",
+            "action": "FAIL", "error_message": "page 2 of a long conversation, refused by a new filter"})
+        http_mocker.get(request(), page(1, 3, 30, 20))
+        http_mocker.get(request(2), page(2, 3, 10))
+        catalog = CatalogBuilder().with_stream("conversation", SyncMode.full_refresh).build()
+        with patch("source_smstools.source.safe_load_yaml", return_value=manifest):
+            source = SourceSmstools(catalog=catalog, config=CONFIG)
+        output = read(source, CONFIG, catalog)
+        assert [r.record.data["unixDatetime"] for r in output.records] == [30, 20]
+        assert output.errors[0].trace.error.message == (
+            "Phone 393331234567, page 2 (HTTP 200): page 2 of a long conversation, refused by a new filter")

@@ -7,11 +7,15 @@ import re
 from dataclasses import InitVar, dataclass
 from typing import Any, Iterable, Mapping, Optional
 
+from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.partition_routers.partition_router import PartitionRouter
 from airbyte_cdk.sources.declarative.partition_routers.substream_partition_router import (
     SubstreamPartitionRouter,
 )
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_smstools.components.errors import SourceUnreadable
 
 logger = logging.getLogger("airbyte")
 
@@ -72,21 +76,36 @@ class PhonePartitionRouter(PartitionRouter):
         chosen = self.config.get("phone_sources") or list(PHONE_SOURCES)
         seen: set[str] = set()
         rejected = 0
-        for parent in self.discovery.parent_stream_configs:
+        unreadable: list[str] = []
+        sources = [parent for parent in self.discovery.parent_stream_configs if parent.stream.name in chosen]
+        for parent in sources:
             name = parent.stream.name
-            if name not in chosen:
-                continue
             one = SubstreamPartitionRouter(parent_stream_configs=[parent], config=self.config, parameters={})
             added = 0
-            for found in one.stream_slices():
-                phone = normalize_phone(found.partition.get("phone"))
-                if phone is None:
-                    rejected += 1
-                elif phone not in seen:
-                    seen.add(phone)
-                    added += 1
-                    yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+            try:
+                for found in one.stream_slices():
+                    phone = normalize_phone(found.partition.get("phone"))
+                    if phone is None:
+                        rejected += 1
+                    elif phone not in seen:
+                        seen.add(phone)
+                        added += 1
+                        yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+            except SourceUnreadable as error:
+                # the phones found so far are kept; those only this source lists are missed
+                unreadable.append(name)
+                logger.warning(
+                    f"Phone discovery: {name} cannot be read, so phones that only {name} lists are missed "
+                    f"this sync ({error.message})"
+                )
+                continue
             logger.info(f"Phone discovery: {added} new phone numbers from {name}.")
+        if sources and len(unreadable) == len(sources):
+            raise AirbyteTracedException(
+                message=f"Phone discovery could not read any of its sources ({', '.join(unreadable)}): list the "
+                "phone numbers to sync in Phone Numbers (phone_numbers).",
+                failure_type=FailureType.config_error,
+            )
         logger.info(
             f"Phone discovery: {len(seen)} phone numbers from {', '.join(chosen)}"
             + (f"; left out {rejected} value(s) that are not phone numbers." if rejected else ".")

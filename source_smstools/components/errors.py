@@ -18,9 +18,26 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_smstools.components.pages import is_whole_page, page_body
+from source_smstools.components.pages import body_of, describe
 
 logger = logging.getLogger("airbyte")
+
+
+# -- answers we cannot read ---------------------------------------------------------------------
+
+
+class UnreadableAnswer(AirbyteTracedException):
+    """Complete JSON of a shape we cannot read. Raised, not returned as FAIL: the CDK would put the
+    whole body (message texts, phone numbers) into the error's internal message, its log and the
+    sync's closing summary. This message names keys and JSON types only."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message, internal_message=message, failure_type=FailureType.system_error)
+
+
+class SourceUnreadable(UnreadableAnswer):
+    """A phone source that phone discovery cannot read (forbidden to this account, or an answer
+    of a shape we cannot understand): discovery goes on without it."""
 
 
 # -- endpoints an account may not use ---------------------------------------------------------
@@ -35,16 +52,31 @@ class SkipUnavailableStream(DefaultErrorHandler):
     logs an ignored response at INFO only; this says it as a warning, once per stream. The same
     answer after the first page is no missing permission but a failure half-way: ignored, it would
     end the paging and silently lose the rest, so it fails instead.
+
+    Read for phone discovery (`$parameters.discovery`), an endpoint the account may not use and an
+    answer we cannot understand raise SourceUnreadable instead: PhonePartitionRouter says it once
+    and goes on with the other sources.
     """
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
+        self._parameters = dict(parameters or {})
         self._warned = False
 
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
+        if isinstance(response_or_exception, requests.Response):
+            body_of(response_or_exception, self._parameters)  # parsed once, before every filter
         resolution = super().interpret_response(response_or_exception)
+        shape = _unexpected_shape(resolution, response_or_exception)
+        if self._parameters.get("discovery") and (
+            resolution.response_action == ResponseAction.IGNORE
+            or (resolution.response_action == ResponseAction.FAIL and resolution.failure_type == FailureType.system_error)
+        ):
+            raise SourceUnreadable(shape or resolution.error_message or "")
+        if shape:
+            raise UnreadableAnswer(shape)
         if resolution.response_action != ResponseAction.IGNORE:
             return resolution
         page = _page_of(response_or_exception)
@@ -61,6 +93,21 @@ class SkipUnavailableStream(DefaultErrorHandler):
         return resolution
 
 
+UNEXPECTED = "unexpected shape"  # in the message of the manifest's filter `unexpected_shape`
+
+
+def _unexpected_shape(resolution: ErrorResolution, response: Any) -> Optional[str]:
+    """The message of the manifest's filter `unexpected_shape`, when it matched, with what came
+    added as keys and JSON types (a Jinja template for that would be longer than this function)."""
+    if (
+        resolution.response_action == ResponseAction.FAIL
+        and UNEXPECTED in (resolution.error_message or "")
+        and isinstance(response, requests.Response)
+    ):
+        return f"{resolution.error_message.rstrip('.')}; came {describe(body_of(response))}."
+    return None
+
+
 def _page_of(response: Any) -> int:
     try:
         values = parse_qs(urlsplit(response.request.url).query).get("page") or ["1"]
@@ -74,58 +121,46 @@ def _page_of(response: Any) -> int:
 
 @dataclass
 class ConversationErrorHandler(DefaultErrorHandler):
-    """The conversation stream's error handler: every error it resolves names the phone and the page.
+    """The conversation stream's error handler: every error it resolves for an answer names the
+    phone and the page.
 
-    The CDK ends a request that keeps failing with "Exhausted available request attempts ...
-    Exception: <the last error message>", and its error-message templates see neither the page (the
-    query string is removed from `request_url`) nor a connection that failed before any answer
-    (reset, timeout, truncated body). Saying it here puts the phone, the page and the cause in the
-    error trace of every failure, whichever way it ends.
-
-    The last allowed attempt of a request that keeps failing is answered FAIL with that message:
-    left to the CDK, a 429 that never clears ends as a bare "API rate limit exceeded.".
+    What each answer means is the manifest's filters' to say (they read the body parsed once, see
+    `body_of`); this adds where it happened. The CDK's error-message templates cannot: they see
+    `request_url` without its query string, so without the page. A request that keeps failing ends
+    with the CDK's "Exhausted available request attempts ... <the last of these messages>" ("API
+    rate limit exceeded." for a 429 that never clears, the phone and page then in the internal
+    message); a connection that broke before any answer (reset, timeout, a body cut short) has no
+    request to name, and is reported as `requests` words it.
     """
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
-        # failed attempts per request; one that recovers leaves its entry (one small entry per fault)
-        self._failed_attempts: dict[requests.PreparedRequest, int] = {}
+        self._parameters = dict(parameters or {})
         self._totals: dict[str, int] = {}  # phone -> the `total` of its page read last
         self._restarted: set[str] = set()  # phones whose paging restarted once already
 
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
-        if (
-            isinstance(response_or_exception, requests.Response)
-            and response_or_exception.status_code == 200
-            and is_whole_page(page_body(response_or_exception))
-        ):
-            # a whole page needs none of the filters, and each of them would parse it again
-            return self._unless_shrunk(response_or_exception)
+        if isinstance(response_or_exception, requests.Response):
+            body_of(response_or_exception, self._parameters)  # parsed once, before every filter
         resolution = super().interpret_response(response_or_exception)
         if resolution.response_action == ResponseAction.SUCCESS:
-            return resolution
-        request = _request_of(response_or_exception)
-        if request is None:
-            return resolution
-        message = f"{_where(request, response_or_exception)}: {resolution.error_message}"
+            return self._unless_shrunk(response_or_exception)
+        shape = _unexpected_shape(resolution, response_or_exception)
+        # a body cut short raises without its request (and the CDK keeps the request to itself)
+        request = getattr(response_or_exception, "request", None)
+        where = _where(request, response_or_exception) if isinstance(getattr(request, "url", None), str) else None
+        message = f"{where}: {shape or resolution.error_message}" if where else (shape or resolution.error_message)
+        if shape:
+            raise UnreadableAnswer(message)
         if resolution.response_action not in (ResponseAction.RETRY, ResponseAction.RATE_LIMITED):
             return ErrorResolution(resolution.response_action, resolution.failure_type, message)
         refusal = self._refused_wait(response_or_exception)
         if refusal:
             return ErrorResolution(ResponseAction.FAIL, FailureType.transient_error, f"{message}; {refusal}")
-        # the HttpClient gives up after max_retries + 1 attempts of the same request
-        attempts = self._failed_attempts[request] = self._failed_attempts.get(request, 0) + 1
-        if attempts <= (self.max_retries or 0):
-            return ErrorResolution(resolution.response_action, resolution.failure_type, message)
-        del self._failed_attempts[request]
-        return ErrorResolution(
-            response_action=ResponseAction.FAIL,
-            failure_type=FailureType.transient_error,
-            error_message=f"{message}; gave up after {attempts} attempts.",
-        )
-
+        # what is retried is transient, also when it ends the sync after the last attempt
+        return ErrorResolution(resolution.response_action, FailureType.transient_error, message)
 
     def _refused_wait(self, response_or_exception: Any) -> Optional[str]:
         # A strategy that will not wait as long as asked (a Retry-After above its cap) raises from
@@ -147,7 +182,7 @@ class ConversationErrorHandler(DefaultErrorHandler):
         shrink during the same read fails the phone, whose cursor then stays where it was. New
         messages (a growing total) only move messages down, to be read twice: nothing to do.
         """
-        body = page_body(response)
+        body = body_of(response, self._parameters)
         phone = urlsplit(response.request.url).path.rstrip("/").rsplit("/", 1)[-1]
         before, total = self._totals.get(phone), body["total"]
         self._totals[phone] = total
@@ -169,13 +204,6 @@ class ConversationErrorHandler(DefaultErrorHandler):
         return ErrorResolution(response_action=ResponseAction.RESET_PAGINATION)
 
 
-def _request_of(response_or_exception: Any) -> Optional[requests.PreparedRequest]:
-    request = getattr(response_or_exception, "request", None)
-    if request is None and isinstance(response_or_exception, Exception):
-        request = _request_in_traceback(response_or_exception)
-    return request if isinstance(getattr(request, "url", None), str) else None
-
-
 def _where(request: requests.PreparedRequest, response_or_exception: Any) -> str:
     """"Phone 393331234567, page 3 (HTTP 503)" for a conversation request, from its URL."""
     parts = urlsplit(request.url)
@@ -183,17 +211,3 @@ def _where(request: requests.PreparedRequest, response_or_exception: Any) -> str
     page = (parse_qs(parts.query).get("page") or ["1"])[-1]  # the first request carries no page
     status = getattr(response_or_exception, "status_code", None)
     return f"Phone {phone}, page {page}" + (f" (HTTP {status})" if status else "")
-
-
-def _request_in_traceback(error: Exception) -> Optional[requests.PreparedRequest]:
-    # An answer cut short raises ChunkedEncodingError while `requests` reads the body, and that
-    # exception carries no request; the frames it was raised through (Session.send) still hold it.
-    trace = error.__traceback__
-    while trace is not None:
-        for value in trace.tb_frame.f_locals.values():
-            if isinstance(value, requests.PreparedRequest):
-                return value
-        trace = trace.tb_next
-    return None
-
-

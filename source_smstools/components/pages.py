@@ -1,14 +1,15 @@
-"""The answers, parsed once: their records and their paging."""
+"""The answers, parsed once into the documented shape: their records and their paging."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import InitVar, dataclass
-from typing import Any, Iterable, Mapping, MutableMapping, Optional, Union
+from typing import Any, Generator, Iterable, Mapping, MutableMapping, Optional, Union
 
 import orjson
 import requests
 from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.decoders import JsonDecoder
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
 from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
@@ -17,48 +18,133 @@ from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination
 from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+# -- every answer parsed once ------------------------------------------------------------------
+# Each HttpResponseFilter with a `predicate` calls `response.json()`, which parses the whole body
+# again with the standard json module, and DpathExtractor's lookup walks every value of a page:
+# for a conversation page of 2000 messages that was six parses and a walk, about 28% of a full
+# read's time in profiles. Here the first consumer (the stream's error handler) parses the body
+# once with orjson, brings it to the documented shape (`tolerant`) and makes that the answer of
+# `response.json()`: the manifest's filters, the decoder below (extractors, paginators) and the
+# components of this module all read that one body.
 
-# -- the conversation pages, parsed once ------------------------------------------------------
-# Each HttpResponseFilter with a `predicate` parses the whole body again with the standard json
-# module, and DpathExtractor's lookup walks every value of the page: for a page of 2000 messages
-# that was six parses and a walk, about 28% of a full read's time in profiles. Here a page is
-# parsed once (orjson) and kept on the response, for ConversationErrorHandler (which accepts a
-# whole page without running the filters), ConversationExtractor and TotalPages.
-
-_PAGE = "_smstools_page"
+_BODY = "_smstools_body"
+_BOM = b"\xef\xbb\xbf"
+NOT_JSON = object()  # the body of an answer that is not JSON (or was cut short)
 
 
-def page_body(response: requests.Response) -> Any:
-    """The decoded body of `response` (None when it is not JSON), parsed on first use."""
-    body = getattr(response, _PAGE, _PAGE)
-    if body is _PAGE:
+def body_of(response: requests.Response, parameters: Optional[Mapping[str, Any]] = None) -> Any:
+    """The body of `response` in the documented shape of its endpoint (`parameters`: `shape`,
+    `records_key`, as the manifest gives them), or NOT_JSON; parsed on first use."""
+    body = response.__dict__.get(_BODY, _BODY)
+    if body is _BODY:
         try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            try:
-                # orjson refuses a lone surrogate ("\\ud800"), which is valid JSON: a message holding
-                # one would fail the whole sync
-                body = json.loads(response.content)
-            except ValueError:
-                body = None
-        setattr(response, _PAGE, body)
+            body = tolerant(parse(response.content), parameters or {})
+        except ValueError:
+            body = NOT_JSON
+        response.__dict__[_BODY] = body
+        response.json = _answer(body)  # type: ignore[method-assign]  # what every filter reads
     return body
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _answer(body: Any) -> Any:
+    def json(**kwargs: Any) -> Any:
+        if body is NOT_JSON:  # as `requests` says it, so that the CDK's callers behave as they always did
+            raise requests.exceptions.JSONDecodeError("the answer is not JSON", "", 0)
+        return body
+
+    return json
 
 
-def is_whole_page(body: Any) -> bool:
-    """A conversation page that none of the manifest's filters would stop: no `error`, a list of
-    messages, a numeric `total` and `page`."""
-    return (
-        isinstance(body, dict)
-        and "error" not in body
-        and isinstance(body.get("conversation"), list)
-        and _is_number(body.get("total"))
-        and _is_number(body.get("page"))
-    )
+def parse(content: bytes) -> Any:
+    """`content` as JSON; ValueError when it is not JSON (cut short, HTML, text)."""
+    if content.startswith(_BOM):  # PHP files saved "UTF-8 with BOM" print it before the JSON
+        content = content[len(_BOM) :]
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        # orjson refuses a lone surrogate ("\\ud800"), which is valid JSON: a message holding one
+        # would fail the whole sync
+        return json.loads(content)
+
+
+# -- what a PHP backend sends for the documented shape ------------------------------------------
+_NUMBERS = ("total", "page", "limit", "shown")
+
+
+def tolerant(body: Any, parameters: Mapping[str, Any]) -> Any:
+    """`body` brought to the documented shape where it differs from it without losing meaning, the
+    way PHP's json_encode differs: numbers sent as strings ("2"), a list sent as an object with
+    keys "0", "1", ... (an array with gaps), the records' list under another key (when it is the
+    only list), `false`, `""` or null for an empty list (when `total` says it is empty). Anything
+    else is left as it came, for the manifest's filters to judge: an error body, or an answer with
+    no list of records in it."""
+    shape = parameters.get("shape")
+    if shape == "list":
+        records = as_list(body)
+        return body if records is None else records
+    if shape != "envelope" or not isinstance(body, dict) or "error" in body:
+        return body
+    key = parameters.get("records_key")
+    if not key:
+        return body
+    for name in _NUMBERS:
+        value = body.get(name)
+        if isinstance(value, str) and value.isdigit():
+            body[name] = int(value)
+    records = as_list(body.get(key))
+    if records is None:
+        if key in body and body[key] in (None, False, "") and body.get("total") == 0:
+            records = []
+        else:
+            lists = [name for name, value in body.items() if as_list(value) is not None]
+            if len(lists) != 1:
+                return body
+            records = as_list(body[lists[0]])
+            if not records and body.get("total") != 0:
+                # an empty list beside a `total` of messages is no page of them: read as one, the
+                # paging would go on past messages never seen
+                return body
+            del body[lists[0]]
+    body[key] = records
+    return body
+
+
+def as_list(value: Any) -> Optional[list]:
+    """`value` as a list: itself, or an object whose keys are all indexes ("0", "2", "15", in
+    their numeric order); None for anything else."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict) and all(isinstance(k, str) and k.isdigit() for k in value):
+        return [value[k] for k in sorted(value, key=int)]
+    return None
+
+
+@dataclass
+class Answer(JsonDecoder):
+    """The decoder of every stream: the body parsed once (`body_of`), in the documented shape,
+    for the extractor and the paginator."""
+
+    parameters: InitVar[Mapping[str, Any]]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__init__(parameters)
+        self._parameters = dict(parameters or {})
+
+    def is_stream_response(self) -> bool:
+        return False
+
+    def decode(self, response: requests.Response) -> Generator[MutableMapping[str, Any], None, None]:
+        body = body_of(response, self._parameters)
+        # as the CDK's JsonDecoder: the items of a list, or the body; `{}` for nothing at all
+        if isinstance(body, list) and body:
+            yield from body
+        elif isinstance(body, dict) and body:
+            yield body
+        else:
+            yield {}
+
+
+# -- the conversation pages ----------------------------------------------------------------------
 
 
 @dataclass
@@ -68,15 +154,18 @@ class ConversationExtractor(RecordExtractor):
     config: Config
     parameters: InitVar[Mapping[str, Any]]
 
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._parameters = dict(parameters or {})
+
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        body = page_body(response)
+        body = body_of(response, self._parameters)
         messages = body.get("conversation") if isinstance(body, dict) else None
         if not isinstance(messages, list):
-            # the error handler retries such a body; one that still gets here must not pass for
+            # the error handler stops such a body; one that still gets here must not pass for
             # an empty page, which would end the paging and lose the rest of the conversation
             raise AirbyteTracedException(
                 message="Smstools sent a conversation page without its list of messages.",
-                internal_message=f"unexpected body for {_without_query(response.url)}: {str(body)[:200]}",
+                internal_message=f"unexpected answer from {_without_query(response.url)}: {describe(body)}",
                 failure_type=FailureType.system_error,
             )
         return messages
@@ -84,6 +173,30 @@ class ConversationExtractor(RecordExtractor):
 
 def _without_query(url: Optional[str]) -> str:
     return (url or "").split("?", 1)[0]
+
+
+def describe(body: Any) -> str:
+    """What came, as JSON types and top-level keys, never values."""
+    if body is NOT_JSON:
+        return "not JSON"
+    if isinstance(body, dict):
+        keys = [f"{str(k)[:40]} ({json_type(v)})" for k, v in list(body.items())[:12]]
+        return "an object with keys " + ", ".join(keys) + (", ..." if len(body) > 12 else "") if keys else "an empty object"
+    return json_type(body)
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
 
 
 @dataclass
@@ -100,6 +213,7 @@ class TotalPages(PaginationStrategy):
         if isinstance(size, str):
             size = InterpolatedString.create(size, parameters=parameters).eval(self.config)
         self._page_size = int(size)
+        self._parameters = dict(parameters or {})
 
     @property
     def initial_token(self) -> Optional[Any]:
@@ -114,7 +228,8 @@ class TotalPages(PaginationStrategy):
         page_size_override: Optional[int] = None,
         stream_slice: Optional[StreamSlice] = None,
     ) -> Optional[Any]:
-        body = page_body(response)  # a page the error handler let through: `page` and `total` are numbers
+        # a page the manifest's filters let through: `page` and `total` are numbers
+        body = body_of(response, self._parameters)
         size = page_size_override or self._page_size
         if body["page"] * size >= body["total"]:
             return None

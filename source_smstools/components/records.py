@@ -57,13 +57,19 @@ class MessageFields(RecordTransformation):
     ) -> None:
         phone = str(stream_slice.partition["phone"]) if stream_slice else ""
         seconds = record.get("unixDatetime")
-        if isinstance(seconds, str) and seconds.isdigit():
+        if isinstance(seconds, str) and seconds.isdigit():  # a PHP backend's "1749113086"
             seconds = record["unixDatetime"] = int(seconds)
+        # false or "" is a PHP backend's way of saying there is none (null: inbound, no attachment)
+        given = record.get("messageId")
+        if given is False or given == "":
+            record["messageId"] = None
         # the API sends a list of attachments or a single attachment object: always a list, so that
         # destinations get one type (the schema's array) and queries one shape
         attachments = record.get("file")
         if isinstance(attachments, dict):
             record["file"] = [attachments]
+        elif attachments is False or attachments == "":
+            record["file"] = None
         record["phone"] = phone
         record["id"] = message_id(phone, record)
         record["datetime_utc"] = iso_utc(seconds)
