@@ -8,7 +8,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -48,20 +47,6 @@ def by_id(records: list[dict]) -> dict[str, dict]:
     result = {r["id"]: r for r in records}
     assert len(result) == len(records), "a record came twice"
     return result
-
-
-def strings(value):
-    """Every number as a string: how records compare until every stream's schema normalises
-    "5" to 5 (the `types` branch)."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, list):
-        return [strings(v) for v in value]
-    if isinstance(value, dict):
-        return {k: strings(v) for k, v in value.items()}
-    return value
 
 
 def last_states(out: cli.Output) -> dict[str, dict]:
@@ -123,20 +108,18 @@ def varied(account):
 @pytest.mark.parametrize("variation", sorted(VARIATIONS) + ["all at once"])
 def test_each_variation_reads_like_the_documented_shape(varied, documented, variation):
     varied.variations = set(VARIATIONS) if variation == "all at once" else {variation}
-    started = time.monotonic()
     out = read(varied, discovering(varied), cli.catalog("incremental", EVERYTHING))
     everything_requests = requests(varied)
     early = read(varied, listing(varied), cli.catalog("incremental"), mid_state(varied))
-    assert time.monotonic() - started < 60  # no retry waited on (the first wait is 10 s)
 
     base = documented["everything"]
     assert out.returncode == 0 and not out.errors, out.errors or out.stderr[-2000:]
     assert warnings(out) == warnings(base)
     # the conversation, found by discovery in contacts, inbox and message log: the same records exactly
     assert by_id(of(out, "conversation")) == by_id(of(base, "conversation"))
-    # the other streams: the same records, compared with numbers as strings (see `strings`)
+    # the other streams: the same records, each field in its schema's type whatever the API sent
     for stream in OTHERS:
-        assert sorted(map(strings, of(out, stream)), key=repr) == sorted(map(strings, of(base, stream)), key=repr), stream
+        assert sorted(of(out, stream), key=repr) == sorted(of(base, stream), key=repr), stream
     # the same state, and not one request more
     assert last_states(out) == last_states(base)
     assert everything_requests == documented["everything_requests"]
@@ -169,13 +152,11 @@ def test_a_conversation_page_of_an_unexpected_shape_fails_that_phone_in_one_requ
 
     varied.page_body = odd
     try:
-        started = time.monotonic()
         out = read(varied, listing(varied), cli.catalog("incremental"))
-        elapsed = time.monotonic() - started
     finally:
         del varied.page_body
     assert out.returncode != 0
-    assert elapsed < 30  # the default backoff would wait 10 s + 20 s + ... = 310 s
+    # one request, no retry: under the default backoff a retry would wait 10 s, 20 s, ... (310 s)
     assert len(varied.conversation_requests(phone)) == 1
     message = out.errors[0]["message"]
     assert message == (
@@ -232,13 +213,11 @@ def test_a_stream_of_an_unexpected_shape_fails_alone_and_the_others_are_kept(var
     original = varied.outbox
     varied.outbox = lambda: "not a list"  # served as {"total": 10, ..., "messages": "not a list"}
     try:
-        started = time.monotonic()
         out = read(varied, listing(varied), cli.catalog("incremental", EVERYTHING))
-        elapsed = time.monotonic() - started
     finally:
         varied.outbox = original
-    assert out.returncode != 0 and elapsed < 60
-    assert len(varied.requests_to("/v1/outbox")) == 1
+    assert out.returncode != 0
+    assert len(varied.requests_to("/v1/outbox")) == 1  # no retry
     outbox_errors = [e for e in out.errors if "/v1/outbox" in e["message"]]
     assert outbox_errors[0]["message"] == (
         "Smstools answered /v1/outbox with JSON of an unexpected shape: expected an object with total (number), "
