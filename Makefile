@@ -30,8 +30,10 @@ $(VENV)/.deps: setup.py | $(BIN)/python
 install: $(VENV)/.deps
 	flock $(VENV)/.install.lock $(BIN)/pip install -q --no-deps --force-reinstall .
 
+# two workers (pytest-xdist), one per core; the modules that share a port, the image or their
+# module fixtures run whole on one worker (their xdist_group)
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
 soak: install

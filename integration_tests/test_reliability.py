@@ -43,6 +43,10 @@ from smstools_emulator import (
 )
 from source_smstools.components.records import message_id
 
+# One pytest-xdist worker runs this whole module: its module fixtures compute every case once, and
+# its figures are written once, when it ends.
+pytestmark = pytest.mark.xdist_group("reliability")
+
 FIGURES_FILE = Path(__file__).resolve().parents[1] / ".cache" / "reliability.json"
 MAX_ATTEMPTS = 6  # the manifest's max_retries (5) + 1
 
