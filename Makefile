@@ -37,7 +37,7 @@ test: install
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
 soak: install
-	$(BIN)/python -m pytest -m soak; status=$$?; $(BIN)/python -m integration_tests.reliability_report; exit $$status
+	$(BIN)/python -m pytest -m soak; status=$$?; $(BIN)/python -m integration_tests.reliability.report; exit $$status
 
 bench: install
 	$(BIN)/python bench/bench.py
@@ -60,7 +60,7 @@ sync: demo-install
 	$(DEMO_BIN)/python demo/demo.py --config $(CONFIG)
 
 image:
-	bash integration_tests/image.sh build
+	bash integration_tests/image/image.sh build
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache

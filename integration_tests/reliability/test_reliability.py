@@ -5,7 +5,7 @@ examples and every combination. The fast part runs the command in this process (
 code path, its retry waits recorded instead of slept) except where the process matters (kills, the
 exit status of a failed sync, check and discover with bad configs); the soak runs every case as its
 own process. Each test records what it measured; when the module ends, the
-figures go to .cache/reliability.json, from which `python -m integration_tests.reliability_report`
+figures go to .cache/reliability.json, from which `python -m integration_tests.reliability.report`
 (run by `make soak`) writes RELIABILITY.md.
 
 Every run of the connector goes through `Figures.run` (cli.call or cli.run, which fail the test if
@@ -47,7 +47,7 @@ from source_smstools.components.records import message_id
 # its figures are written once, when it ends.
 pytestmark = pytest.mark.xdist_group("reliability")
 
-FIGURES_FILE = Path(__file__).resolve().parents[1] / ".cache" / "reliability.json"
+FIGURES_FILE = Path(__file__).resolve().parents[2] / ".cache" / "reliability.json"
 MAX_ATTEMPTS = 6  # the manifest's max_retries (5) + 1
 
 
