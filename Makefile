@@ -30,10 +30,11 @@ $(VENV)/.deps: setup.py | $(BIN)/python
 install: $(VENV)/.deps
 	flock $(VENV)/.install.lock $(BIN)/pip install -q --no-deps --force-reinstall .
 
-# two workers (pytest-xdist), one per core; the modules that share a port, the image or their
-# module fixtures run whole on one worker (their xdist_group)
+# Two workers (pytest-xdist), one per core. Each test file runs whole on one worker (loadfile):
+# the reliability suite computes its cases once in module fixtures and writes its figures once,
+# the acceptance suite serves a fixed port, the image tests build the image once.
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
 soak: install

@@ -11,9 +11,6 @@ from source_smstools.source import MANIFEST, SourceSmstools
 
 PORT = 18765  # the port of integration_tests/acceptance/*.json
 
-# one pytest-xdist worker runs this module: one emulator on that fixed port
-pytestmark = pytest.mark.xdist_group("acceptance")
-
 
 @pytest.fixture(scope="module", autouse=True)
 def emulator():

@@ -26,9 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE_SH = ROOT / "integration_tests" / "image" / "image.sh"
 IMAGE = "airbyte/source-smstools:dev"
 ON_CI = os.environ.get("CI") == "true"
-
-# one pytest-xdist worker runs this module: the image is built once, by its module fixture
-pytestmark = pytest.mark.xdist_group("image")
 WRONG_SECRET = "wrong-secret-0d41e7"
 
 

@@ -43,10 +43,6 @@ from smstools_emulator import (
 )
 from source_smstools.components.records import message_id
 
-# One pytest-xdist worker runs this whole module: its module fixtures compute every case once, and
-# its figures are written once, when it ends.
-pytestmark = pytest.mark.xdist_group("reliability")
-
 FIGURES_FILE = Path(__file__).resolve().parents[2] / ".cache" / "reliability.json"
 MAX_ATTEMPTS = 6  # the manifest's max_retries (5) + 1
 
@@ -696,9 +692,12 @@ def run_bad_config(figures: Figures, name: str, command: str) -> dict[str, Any]:
 def check_bad_config(figures: Figures, name: str, command: str, outcome: dict[str, Any]) -> None:
     _, field_name = BAD_CONFIGS[name]
     out = outcome["out"]
-    if command == "check":
-        message = out.connection_status.get("message") if out.of_type("CONNECTION_STATUS") else (error_messages(out) or [None])[0]
-        refused = out.of_type("CONNECTION_STATUS") and out.connection_status["status"] == "FAILED" or out.returncode != 0
+    if command == "check" and out.of_type("CONNECTION_STATUS"):
+        message = out.connection_status.get("message")
+        refused = out.connection_status["status"] == "FAILED"
+    elif command == "check":  # a config the entry point cannot read at all: an error trace, exit status 1
+        message = (error_messages(out) or [None])[0]
+        refused = out.returncode != 0 and bool(out.errors)
     else:
         message = (error_messages(out) or [None])[0]
         refused = out.returncode != 0 and not out.records and not out.of_type("CATALOG")
