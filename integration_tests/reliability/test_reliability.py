@@ -1,16 +1,16 @@
 """Reliability: nothing lost under faults, interruptions, bad input and hostile data (issue 5).
 
 `make test` runs the fast part; `make soak` (pytest -m soak) the long one, with more data, more
-examples and every combination. The fast part runs the command in this process (cli.call: the same
-code path, its retry waits recorded instead of slept) except where the process matters (kills, the
-exit status of a failed sync, check and discover with bad configs); the soak runs every case as its
-own process. Each test records what it measured; when the module ends, the
-figures go to .cache/reliability.json, from which `python -m integration_tests.reliability.report`
-(run by `make soak`) writes RELIABILITY.md.
+examples and every combination. The fast part runs the command in this process (cli.call: the
+same code path, its retry waits recorded instead of slept) but where the process matters (kills,
+the exit status of a failed sync, check and discover with bad configs); the soak runs every case
+as a process of its own. Each test records what it measured; when the module ends, the figures go
+to .cache/reliability.json, from which `python -m integration_tests.reliability.report` (run by
+`make soak`) writes RELIABILITY.md.
 
-Every run of the connector goes through `Figures.run` (cli.call or cli.run, which fail the test if
-the client secret shows in what the command says) or, for the runs that are killed or too big to hold in memory,
-through `_spawn`/`_scan`, which do the same scan on what they wrote.
+Every run of the connector goes through `Figures.run` (cli.call or cli.run, which fail the test
+if the client secret shows in what the command says) or, for the runs that are killed or too big
+to hold in memory, through `_spawn`/`_scan`, which do the same scan on what they wrote.
 """
 
 from __future__ import annotations
