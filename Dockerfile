@@ -1,6 +1,6 @@
 # The connector image Airbyte runs. BASE_IMAGE defaults to the base metadata.yaml names
 # (connectorBuildOptions.baseImage; a test keeps the two equal). Where no registry is reachable,
-# integration_tests/image.sh builds a local stand-in and passes it as BASE_IMAGE.
+# integration_tests/image/image.sh builds a local stand-in and passes it as BASE_IMAGE.
 ARG BASE_IMAGE=docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c4264cf6fee473649ecb593f56f58e5d0096a87ee0b231777e2e3e73
 FROM ${BASE_IMAGE}
 

@@ -31,8 +31,11 @@ $(VENV)/.deps: setup.py | $(BIN)/python
 install: $(VENV)/.deps
 	flock $(VENV)/.install.lock $(BIN)/pip install -q --no-deps --force-reinstall .
 
+# Two workers (pytest-xdist), one per core. Each test file runs whole on one worker (loadfile):
+# the reliability suite computes its cases once in module fixtures and writes its figures once,
+# the acceptance suite serves a fixed port, the image tests build the image once.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 	$(MAKE) test-pyairbyte
 
 # Every stream through PyAirbyte into DuckDB, as users run it (column types, no type warning). It
@@ -42,7 +45,7 @@ test-pyairbyte: demo-install
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
 soak: install
-	$(BIN)/python -m pytest -m soak; status=$$?; $(BIN)/python -m integration_tests.reliability_report; exit $$status
+	$(BIN)/python -m pytest -m soak; status=$$?; $(BIN)/python -m integration_tests.reliability.report; exit $$status
 
 bench: install
 	$(BIN)/python bench/bench.py
@@ -69,7 +72,7 @@ probe: install
 	$(BIN)/source-smstools-probe --config $(CONFIG) --out .cache/probe.json
 
 image:
-	bash integration_tests/image.sh build
+	bash integration_tests/image/image.sh build
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache

@@ -18,6 +18,8 @@ setup(
             "pytest==9.2.0",
             "requests-mock==1.12.1",
             "hypothesis==6.170.17",
+            "pytest-xdist==3.8.0",
+            "freezegun==1.5.5",
         ],
     },
     entry_points={

@@ -1,27 +1,33 @@
-"""Runs the installed `source-smstools` command the way Airbyte does, and reads what it says."""
+"""Runs the installed `source-smstools` command the way Airbyte does (`run`), or the same command in
+this process (`call`), and reads what it says."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+from unittest import mock
 
-from airbyte_cdk.models import (
-    AirbyteMessageSerializer,
-    AirbyteStateMessageSerializer,
-    ConfiguredAirbyteCatalogSerializer,
-)
-from airbyte_cdk.test import entrypoint_wrapper
-from airbyte_cdk.test.models.outcome import ExpectedOutcome
+import backoff._sync
+import orjson
+from airbyte_cdk.exception_handler import assemble_uncaught_exception
+from airbyte_cdk.logger import AirbyteLogFormatter
+from airbyte_cdk.models import AirbyteMessageSerializer
+from airbyte_cdk.sources.streams.http import rate_limiting
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, update_secrets
 
 from smstools_emulator import CLIENT_ID, CLIENT_SECRET, Emulator
-from source_smstools.source import SourceSmstools
+from source_smstools import run as smstools_run
 
 COMMAND = str(Path(sys.executable).with_name("source-smstools"))
 
@@ -89,6 +95,7 @@ class Output:
     stdout: str
     stderr: str
     messages: list[dict[str, Any]] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)  # the retry waits asked for (`call` only)
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == kind]
@@ -159,19 +166,99 @@ def _env(timings: dict[str, str]) -> dict[str, str]:
     return {**env, **timings}
 
 
-def in_process(config: dict[str, Any], catalog: dict[str, Any], state: Any = None) -> Output:
-    """`read`, run in this process (the CDK's entrypoint_wrapper), for tests that patch the CDK or
-    the clock: what it says, as `run` gives it (returncode 1 when it ended in an error)."""
-    catalog_model = ConfiguredAirbyteCatalogSerializer.load(catalog)
-    state_models = [AirbyteStateMessageSerializer.load(s) for s in state] if state else None
-    source = SourceSmstools(config=config, catalog=catalog_model, state=state_models)
-    output = entrypoint_wrapper.read(
-        source, config, catalog_model, state_models, expected_outcome=ExpectedOutcome.ALLOW_ANY
-    )
-    messages = [AirbyteMessageSerializer.dump(m) for m in output.get_message_iterator()]
-    out = Output(0, "", "", messages)
-    out.returncode = 1 if out.errors else 0
+def call(
+    command: str,
+    config: dict[str, Any] | str | None = None,
+    catalog: dict[str, Any] | None = None,
+    state: Any = None,
+    *args: str,
+    secret: str = CLIENT_SECRET,
+    timings: dict[str, str] = TIMINGS,
+) -> Output:
+    """`source-smstools COMMAND ...` run in this process, for the tests whose behaviour is not about
+    the process: the same code path as the command (source_smstools.run builds the source from the
+    files and runs its entry point), what it says, as `run` gives it, with returncode 1 where the
+    command exits 1. The CDK's retry waits are not slept but recorded in `Output.waits`, so a test
+    can check what was asked for without waiting it."""
+    with tempfile.TemporaryDirectory() as tmp, _environ(timings), _recorded_waits() as waits:
+        argv = [command]
+        for name, content in (("config", config), ("catalog", catalog), ("state", state)):
+            if content is not None:
+                path = Path(tmp, f"{name}.json")
+                path.write_text(content if isinstance(content, str) else json.dumps(content))
+                argv += [f"--{name}", str(path)]
+        argv += list(args)
+        update_secrets([])  # nothing hidden but what this command hides itself
+        logs = io.StringIO()
+        handler = logging.StreamHandler(logs)
+        handler.setLevel(logging.DEBUG if "--debug" in args else logging.INFO)
+        handler.setFormatter(AirbyteLogFormatter())
+        logging.getLogger().addHandler(handler)
+        lines, returncode = [], 0
+        try:
+            source = smstools_run._source(argv)
+        except Exception as error:  # the command prints this trace and exits 1 (run.run)
+            source, returncode = None, 1
+            lines.append(json.dumps({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": 0, "error": {
+                "message": filter_secrets(f"The connector could not start: {error}"), "failure_type": "config_error"}}}))
+        try:
+            if source is not None:
+                entrypoint = smstools_run._Entrypoint(source)
+                for line in entrypoint.run(entrypoint.parse_args(argv)):
+                    lines.append(line)
+        except Exception as error:  # the command's exception hook prints it as a trace, exits 1
+            returncode = 1
+            trace = assemble_uncaught_exception(type(error), error).as_airbyte_message()
+            lines.append(filter_secrets(orjson.dumps(AirbyteMessageSerializer.dump(trace)).decode()))
+        finally:
+            logging.getLogger().removeHandler(handler)
+    stdout = "\n".join(lines + logs.getvalue().split("\n"))
+    assert secret not in stdout, "the client secret leaked into the output"
+    out = Output(returncode, stdout, "", parse(stdout))
+    out.waits = waits
     return out
+
+
+def in_process(config: dict[str, Any], catalog: dict[str, Any], state: Any = None) -> Output:
+    """`read`, run in this process (see `call`), for tests that patch the CDK or the clock."""
+    return call("read", config, catalog, state)
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """The timing knobs of the command's environment (see TIMINGS), for a source built in this process."""
+    saved = {k: os.environ.pop(k) for k in TIMINGS if k in os.environ}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key in TIMINGS:
+            os.environ.pop(key, None)
+        os.environ.update(saved)
+
+
+class _Clock:
+    """The `time` module as the CDK's retry loops see it: `sleep` records the wait instead."""
+
+    def __init__(self, waits: list[float]) -> None:
+        self._waits = waits
+
+    def sleep(self, seconds: float) -> None:
+        if seconds:  # the CDK's rate-limit loop passes 0 and waits in its handler instead
+            self._waits.append(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@contextlib.contextmanager
+def _recorded_waits() -> Iterator[list[float]]:
+    # Only the retry loops' sleeps (the backoff library's and the CDK's Retry-After wait): the
+    # emulator in this process still sleeps for real, as its `timeout` fault must.
+    waits: list[float] = []
+    clock = _Clock(waits)
+    with mock.patch.object(backoff._sync, "time", clock), mock.patch.object(rate_limiting, "time", clock):
+        yield waits
 
 
 def start(command: str, files: dict[str, Any], tmp: Path) -> subprocess.Popen:

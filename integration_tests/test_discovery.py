@@ -56,7 +56,9 @@ def discovering(emulator: Emulator, **overrides) -> dict:
     return cli.config(emulator, phone_numbers=None, **overrides)
 
 
-def read(emulator: Emulator, config: dict, state=None, in_process: bool = False) -> cli.Output:
+def read(emulator: Emulator, config: dict, state=None, in_process: bool = True) -> cli.Output:
+    """A read in this process (cli.call) unless `in_process` is False: discovery is about the
+    requests and the records, not the command."""
     if in_process:
         out = cli.in_process(config, cli.catalog("incremental"), state)
     else:
@@ -179,7 +181,7 @@ def test_a_forbidden_source_is_skipped_with_a_warning_and_the_others_still_count
 
 
 def test_check_succeeds_by_discovery(account):
-    out = cli.run("check", discovering(account))
+    out = cli.call("check", discovering(account))
     assert out.connection_status["status"] == "SUCCEEDED"
 
 

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 
 import pytest
+from freezegun import freeze_time
 
 from integration_tests import cli
 from smstools_emulator import Emulator, api_date, make_contact, make_message
@@ -23,7 +24,8 @@ PATHS = {
 
 
 def read(emulator: Emulator, streams, sync_mode="full_refresh", state=None, **overrides) -> cli.Output:
-    out = cli.run("read", cli.config(emulator, **overrides), cli.catalog(sync_mode, streams), state)
+    """A read in this process (cli.call): these tests are about the streams, not the command."""
+    out = cli.call("read", cli.config(emulator, **overrides), cli.catalog(sync_mode, streams), state)
     assert out.returncode == 0 and not out.errors, out.errors or out.stderr[-2000:]
     return out
 
@@ -51,23 +53,20 @@ def stream_state(out: cli.Output, stream: str) -> dict:
     return [s for s in out.states if s["stream"]["stream_descriptor"]["name"] == stream][-1]["stream"]["stream_state"]
 
 
-def months(since: str) -> list[tuple[int, int]]:
-    year, month = int(since[:4]), int(since[5:7])
-    now = time.gmtime()
-    result = []
-    while (year, month) <= (now.tm_year, now.tm_mon):
-        result.append((year, month))
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return result
+# The statistics stream reads every month up to the current one: the tests that read it run on a
+# fixed day, in the middle of its month, and name the months they expect.
+TODAY = "2026-11-15T12:00:00Z"
+SINCE_2025_01 = [(2025, m) for m in range(1, 13)] + [(2026, m) for m in range(1, 12)]  # to November 2026
 
 
-def statistics(emulator: Emulator, since: str) -> dict[tuple[int, int], dict]:
+def statistics(emulator: Emulator, months: list[tuple[int, int]]) -> dict[tuple[int, int], dict]:
     return {
         (y, m): {**emulator.statistics(y, m), "year": y, "month": m, "month_start": f"{y}-{m:02d}-01"}
-        for y, m in months(since)
+        for y, m in months
     }
 
 
+@freeze_time(TODAY, tick=True)
 def test_every_stream_gives_exactly_what_the_api_serves(emulator):
     out = read(emulator, OTHERS, start_date="2025-01-01T00:00:00Z")
     assert by("ID", of(out, "contacts")) == by("ID", served(emulator.contacts()))
@@ -81,22 +80,24 @@ def test_every_stream_gives_exactly_what_the_api_serves(emulator):
     assert by("ID", of(out, "virtual_numbers")) == by("ID", emulator.virtual_numbers)
     assert of(out, "balance") == [emulator.balance]
     got = {(r["year"], r["month"]): r for r in of(out, "statistics")}
-    assert got == statistics(emulator, "2025-01")
+    assert got == statistics(emulator, SINCE_2025_01)
     # the data are consistent: the inbox and the log are the conversations' two directions
     assert len(emulator.inbox()) + len(emulator.message_log()) == sum(len(emulator.conversation(p)) for p in emulator.phones())
     # one request per endpoint (everything fits a page of 2,000), one per month for statistics
     expected = {PATHS[s]: 1 for s in OTHERS if s != "statistics"}
     expected["/v1/message/logging"] = math.ceil(len(emulator.message_log()) / 2000)
-    expected["/v1/statistics"] = len(months("2025-01"))
+    expected["/v1/statistics"] = 23
     assert requests(emulator) == expected
     asked = sorted((int(r["query"]["year"]), int(r["query"]["month"])) for r in emulator.requests_to("/v1/statistics"))
-    assert asked == months("2025-01")
+    assert asked == SINCE_2025_01
 
 
+@freeze_time(TODAY, tick=True)
 def test_without_start_date_statistics_go_back_24_months(emulator):
     out = read(emulator, "statistics")
-    first = time.gmtime(time.time() - 730 * 86_400)
-    assert sorted((r["year"], r["month"]) for r in of(out, "statistics")) == months(f"{first.tm_year}-{first.tm_mon:02d}")
+    # 730 days before 15 November 2026 is 15 November 2024: from that month on
+    expected = [(2024, 11), (2024, 12)] + [(2025, m) for m in range(1, 13)] + [(2026, m) for m in range(1, 12)]
+    assert sorted((r["year"], r["month"]) for r in of(out, "statistics")) == expected
 
 
 def test_start_date_filters_the_dated_streams(emulator):
@@ -182,15 +183,14 @@ def test_lookback_brings_back_delivery_status_changes(emulator):
     )
 
 
+@freeze_time(TODAY, tick=True)
 def test_statistics_read_the_last_month_again_and_no_older_one(emulator):
     first = read(emulator, "statistics", "incremental", start_date="2025-03-10T00:00:00Z")
-    now = time.gmtime()
-    this_month = f"{now.tm_year}-{now.tm_mon:02d}-01"
-    assert stream_state(first, "statistics") == {"month_start": this_month}
+    assert stream_state(first, "statistics") == {"month_start": "2026-11-01"}
     emulator.clear_requests()
     second = read(emulator, "statistics", "incremental", [first.states[-1]], start_date="2025-03-10T00:00:00Z")
-    assert [(r["year"], r["month"]) for r in of(second, "statistics")] == [(now.tm_year, now.tm_mon)]
-    assert [(r["query"]["year"], r["query"]["month"]) for r in emulator.requests] == [(str(now.tm_year), str(now.tm_mon))]
+    assert [(r["year"], r["month"]) for r in of(second, "statistics")] == [(2026, 11)]
+    assert [(r["query"]["year"], r["query"]["month"]) for r in emulator.requests] == [("2026", "11")]
 
 
 @pytest.mark.parametrize("how", ["403", "error"])
@@ -210,10 +210,12 @@ def test_a_stream_the_account_cannot_use_is_skipped_with_a_warning(emulator, how
 
 
 def test_refused_credentials_fail_every_stream_rather_than_skip_it(emulator):
-    out = cli.run("read", cli.config(emulator, client_id="someone-else"), cli.catalog("full_refresh", ["contacts", "groups"]))
-    assert out.returncode != 0 or out.errors
+    out = cli.call("read", cli.config(emulator, client_id="someone-else"), cli.catalog("full_refresh", ["contacts", "groups"]))
+    assert out.returncode != 0
     assert out.records == []
-    assert any(e["failure_type"] == "config_error" and "refused the credentials" in e["message"] for e in out.errors), out.errors
+    # each of the two streams fails with the refusal (then the CDK's summary of the failed streams)
+    refusals = [e for e in out.errors if e["message"].startswith("Smstools refused the credentials")]
+    assert [e["failure_type"] for e in refusals] == ["config_error", "config_error"], out.errors
 
 
 def test_an_answer_of_an_unexpected_shape_fails_its_stream_at_once_and_the_others_go_on(emulator):

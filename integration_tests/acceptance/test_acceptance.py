@@ -24,7 +24,7 @@ class TestSmstools(DeclarativeSourceTestSuite):
 
     @classmethod
     def get_connector_root_dir(cls) -> Path:
-        return Path(__file__).parent.parent
+        return Path(__file__).resolve().parents[2]
 
     @classmethod
     def create_connector(cls, scenario):

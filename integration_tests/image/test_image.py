@@ -1,4 +1,4 @@
-"""The Docker image, as Airbyte runs it: built with integration_tests/image.sh, run with podman.
+"""The Docker image, as Airbyte runs it: built with integration_tests/image/image.sh, run with podman.
 
 `podman` is called directly: `docker run` through podman's socket always exits 0 (podman 4.3),
 which would hide a failing container.
@@ -22,8 +22,8 @@ from integration_tests import cli
 from smstools_emulator import CLIENT_SECRET
 from source_smstools.components.records import message_id
 
-ROOT = Path(__file__).resolve().parent.parent
-IMAGE_SH = ROOT / "integration_tests" / "image.sh"
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE_SH = ROOT / "integration_tests" / "image" / "image.sh"
 IMAGE = "airbyte/source-smstools:dev"
 ON_CI = os.environ.get("CI") == "true"
 WRONG_SECRET = "wrong-secret-0d41e7"

@@ -1,6 +1,6 @@
 """Writes RELIABILITY.md from the figures the reliability suite measured (.cache/reliability.json).
 
-    python -m integration_tests.reliability_report   # `make soak` runs it after the soak
+    python -m integration_tests.reliability.report   # `make soak` runs it after the soak
 
 The figures come from the last run of each part: the fast one (`make test`) and the soak
 (`make soak`). Nothing in RELIABILITY.md is typed by hand except the notes at its end.
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIGURES = ROOT / ".cache" / "reliability.json"
 OUTPUT = ROOT / "RELIABILITY.md"
 PARTS = ("fast", "soak")
@@ -67,8 +67,8 @@ def counts(section: dict[str, dict[str, Any]], *keys: str) -> dict[str, int]:
 def render(data: dict[str, Any]) -> str:
     out = ["# Reliability figures\n"]
     out.append(
-        "Measured by `integration_tests/test_reliability.py` against the API emulator, and written by "
-        "`python -m integration_tests.reliability_report` (run by `make soak`). "
+        "Measured by `integration_tests/reliability/test_reliability.py` against the API emulator, and written by "
+        "`python -m integration_tests.reliability.report` (run by `make soak`). "
         + "; ".join(f"{part} part last run {data[part].get('run_at', '?')}" for part in PARTS if part in data)
         + ".\n"
     )

@@ -2,13 +2,13 @@
 # Builds airbyte/source-smstools:dev with podman, on machines with no Docker engine and no image
 # registry (the recipe of ../shared/CONTAINERS.md):
 #
-#   bash integration_tests/image.sh build    # what `make image` and the image test run
-#   bash integration_tests/image.sh env      # prints the CONTAINERS_CONF line to `eval` before calling podman
+#   bash integration_tests/image/image.sh build    # what `make image` and the image test run
+#   bash integration_tests/image/image.sh env      # prints the CONTAINERS_CONF line to `eval` before calling podman
 #
 # Safe to run twice and concurrently: the steps are serialised by a lock, and each one is skipped
 # when its result is already there (for the base: there and of the current BASE_VERSION).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 IMAGE="${IMAGE:-airbyte/source-smstools:dev}"
 BASE="localhost/python-base:3.11"
