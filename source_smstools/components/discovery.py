@@ -13,6 +13,8 @@ from airbyte_cdk.sources.declarative.partition_routers.substream_partition_route
 )
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 
+from source_smstools.components import changes
+
 logger = logging.getLogger("airbyte")
 
 
@@ -57,12 +59,20 @@ class PhonePartitionRouter(PartitionRouter):
     config: Config
     parameters: InitVar[Mapping[str, Any]]
     discovery: Optional[SubstreamPartitionRouter] = None
+    _changes = None  # this sync's change detection, when on
+    _parent_state = None  # its positions for the next sync, once every phone is yielded
 
     def _listed(self) -> list[str]:
         return list(self.config.get("phone_numbers") or [])
 
     def stream_slices(self) -> Iterable[StreamSlice]:
         listed = self._listed()
+        detection = changes.ChangeDetection(self.config) if changes.enabled(self.config) else None
+        if detection is not None and detection.applies() and self.discovery is not None:
+            # only the phones that may have changed (components/changes.py)
+            self._changes = detection
+            yield from self._changed(detection, listed)
+            return
         if listed:
             for phone in dict.fromkeys(listed):
                 yield StreamSlice(partition={"phone": phone}, cursor_slice={})
@@ -92,8 +102,29 @@ class PhonePartitionRouter(PartitionRouter):
             + (f"; left out {rejected} value(s) that are not phone numbers." if rejected else ".")
         )
 
+    def _changed(self, detection: "changes.ChangeDetection", listed: list[str]) -> Iterable[StreamSlice]:
+        parents = {parent.stream.name: parent for parent in self.discovery.parent_stream_configs}
+        chosen = self.config.get("phone_sources") or list(PHONE_SOURCES)
+        found: list[str] = []
+        if not listed and "contacts" in chosen and "contacts" in parents:
+            # contacts carry no date: read whole, a phone not known yet is a new one
+            one = SubstreamPartitionRouter(parent_stream_configs=[parents["contacts"]], config=self.config, parameters={})
+            found = [p for p in (normalize_phone(s.partition.get("phone")) for s in one.stream_slices()) if p]
+        sources = {name: parents[name].stream for name in changes.WATCHED if name in parents}
+        decision = detection.phones(
+            sources, found, listed or None, normalize_phone, discover_from=[] if listed else chosen
+        )
+        for phone in decision.phones:
+            yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+        # kept by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
+        self._parent_state = {changes.KEY: decision.state}
+
     def get_stream_state(self) -> Optional[Mapping[str, StreamState]]:
-        return None  # the sources are read whole every sync: no parent state to keep
+        # change detection's positions: the last sync's until every phone of this one is read
+        if self._parent_state is not None:
+            return self._parent_state
+        previous = self._changes.previous if self._changes is not None else None
+        return {changes.KEY: previous} if previous else None
 
     def get_request_params(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
         return {}
