@@ -177,14 +177,9 @@ def _records(stream: Any) -> Iterator[Any]:
         yield from partition.read()
 
 
-@dataclass
-class Decision:
-    phones: list[str]
-    state: dict[str, Any]
-
-
 class ChangeDetection:
-    """Decides which phones a sync reads; `state` is what goes in `parent_state` for the next."""
+    """Decides which phones a sync reads; `state` is what goes in `parent_state` for the next,
+    set once every phone is yielded."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config
@@ -198,6 +193,7 @@ class ChangeDetection:
         self.days = _sweep_days(config)
         self.page_size = int(config.get("page_size") or 2000)
         self.at = now()
+        self.state: Optional[dict[str, Any]] = None
 
     def applies(self) -> bool:
         """Per-phone cursors to compare with; past the CDK's partition limit there is one for all."""
@@ -206,21 +202,33 @@ class ChangeDetection:
     def phones(
         self, sources: Mapping[str, Any], found: Iterable[str], listed: Optional[list[str]], normalize: Any,
         discover_from: Iterable[str] = (),
-    ) -> Decision:
-        """`sources`: name -> parent stream, for the inbox and the log (both are read for changes);
-        `found`: phones found in the contacts; `listed`: the configured phones (None: discovery,
-        where a phone unknown so far is new only when found in `discover_from`'s sources)."""
+    ) -> Iterator[str]:
+        """The phones to read. `sources`: name -> parent stream, for the inbox and the log (both
+        are read for changes); `found`: phones found in the contacts; `listed`: the configured
+        phones (None: discovery, where a phone unknown so far is new when found in the contacts
+        or in `discover_from`'s sources). New phones come first, before the sources are read: a
+        `check`, which reads one page, reads no source."""
         previous = self.previous or {}
+        yielded: set[str] = set()
+        if listed is not None:
+            targets = list(dict.fromkeys(listed))
+            forms = {p: normalize(p) for p in targets}
+            cursor_of = {forms[p]: self.cursors[p] for p in targets if p in self.cursors}
+        else:
+            targets = list(dict.fromkeys(found))
+            forms = {}
+            cursor_of = {p: c for p, c in self.cursors.items() if normalize(p) == p}
+        for phone in targets:
+            if phone not in self.cursors and phone not in cursor_of:
+                yielded.add(phone)
+                yield phone
+
         state: dict[str, Any] = {"at": self.at}
         changed: set[str] = set()
         seen: list[str] = []  # phones in the sources that discovery uses, in order
         discover_from = set(discover_from)
         notes: list[str] = []
         fallback: Optional[str] = None
-        if listed is not None:
-            cursor_of = {normalize(p): self.cursors[p] for p in listed if p in self.cursors}
-        else:
-            cursor_of = {p: c for p, c in self.cursors.items() if normalize(p) == p}
         for name, stream in sources.items():
             position = previous.get(name) if isinstance(previous.get(name), Mapping) else None
             newest = position.get("newest") if position else None
@@ -230,9 +238,9 @@ class ChangeDetection:
             try:
                 read = read_source(stream, stop, WATCHED[name], normalize, self.page_size)
             except Exception as error:  # forbidden, or an answer we cannot understand
-                fallback = fallback or f"the {name} could not be read ({_reason(error)})"
+                fallback = fallback or f"the {name.replace('_', ' ')} could not be read ({_reason(error)})"
                 if position:
-                    state[name] = position  # read it from there again next time
+                    state[name] = dict(position)  # read it from there again next time
                 continue
             ids = set(position.get("ids") or []) if position else set()
             all_seen = bool(position) and position.get("ids") is None
@@ -245,43 +253,53 @@ class ChangeDetection:
                     changed.add(phone)
                     continue
                 if stop is not None and date < stop:
-                    continue
+                    continue  # older than what the last sync read: it was seen then
                 new = newest is None or date > newest or (date == newest and not all_seen and entry_id not in ids)
                 recent = name == "message_log" and self.lookback > 0 and date >= self.at - self.lookback
                 cursor = cursor_of.get(phone)
                 if recent or (new and (cursor is None or date >= cursor - self.lookback - ZONE_TOLERANCE)):
                     changed.add(phone)
             state[name] = _position(read, position)
-            how = "whole" if read.whole else f"{read.pages} of {read.total_pages or '?'} page(s), newest first, to the last sync's entries"
             if not read.ordered:
-                how = "whole (its entries are not newest first" + (f"; {read.undated} without a readable date" if read.undated else "") + ")"
-            notes.append(f"{name} read {how}")
+                how = "whole: its entries are not newest first" + (
+                    f" ({read.undated} without a readable date)" if read.undated else ""
+                )
+            elif read.whole:
+                how = "whole" if newest is None else "whole (it reached the last sync's entries on its last page)"
+            else:
+                how = f"{read.pages} of {read.total_pages or '?'} page(s), down to the last sync's entries"
+            notes.append(f"{name.replace('_', ' ')} read {how}")
 
-        found = list(found)
-        if listed is not None:
-            targets = list(dict.fromkeys(listed))
-            forms = {p: normalize(p) for p in targets}
-        else:
-            known = [p for p in self.cursors if normalize(p) == p]
-            targets = list(dict.fromkeys(found + seen + known))
+        if listed is None:
+            known = [p for p in cursor_of]
+            targets = list(dict.fromkeys(targets + seen + known))
             forms = {p: p for p in targets}
-        new = [p for p in targets if p not in self.cursors]
         if fallback:
             logger.warning(
                 f"Change detection is off for this sync: {fallback}. Every phone's conversation is read "
                 f"({len(targets):,} phones, at least one request each) instead of only those that changed."
             )
-            return Decision(targets, state)
-        moved = [p for p in targets if p in self.cursors and forms[p] in changed]
+            for phone in targets:
+                if phone not in yielded:
+                    yield phone
+            self.state = state
+            return
+        new = [p for p in targets if p not in yielded and forms[p] not in cursor_of]
+        moved = [p for p in targets if p not in yielded and forms[p] in cursor_of and forms[p] in changed]
         last = previous.get("at") if isinstance(previous.get("at"), int) else None
-        swept = [p for p in targets if p in self.cursors and forms[p] not in changed and sweep_due(p, last, self.at, self.days)]
+        swept = [
+            p for p in targets
+            if p not in yielded and forms[p] in cursor_of and forms[p] not in changed and sweep_due(p, last, self.at, self.days)
+        ]
         logger.info(
-            f"Change detection: {len(new) + len(moved) + len(swept):,} of {len(targets):,} phones read: "
-            f"{len(new):,} new, {len(moved):,} with new entries in the inbox or the message log, {len(swept):,} "
-            f"due for the {self.days}-day sweep" + (" (the first sync with change detection)" if last is None else "")
-            + (f"; {', '.join(notes)}." if notes else ".")
+            f"Change detection: {len(yielded) + len(new) + len(moved) + len(swept):,} of {len(targets):,} phones "
+            f"read: {len(yielded) + len(new):,} new, {len(moved):,} with new entries in the inbox or the message log, "
+            f"{len(swept):,} due for the {self.days}-day sweep"
+            + (" (no sync with change detection before: every phone)" if last is None else "")
+            + (f"; {'; '.join(notes)}." if notes else ".")
         )
-        return Decision(list(dict.fromkeys(new + moved + swept)), state)
+        yield from new + moved + swept
+        self.state = state
 
 
 def _position(read: SourceRead, before: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:

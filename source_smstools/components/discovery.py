@@ -111,13 +111,10 @@ class PhonePartitionRouter(PartitionRouter):
             one = SubstreamPartitionRouter(parent_stream_configs=[parents["contacts"]], config=self.config, parameters={})
             found = [p for p in (normalize_phone(s.partition.get("phone")) for s in one.stream_slices()) if p]
         sources = {name: parents[name].stream for name in changes.WATCHED if name in parents}
-        decision = detection.phones(
-            sources, found, listed or None, normalize_phone, discover_from=[] if listed else chosen
-        )
-        for phone in decision.phones:
+        for phone in detection.phones(sources, found, listed or None, normalize_phone, [] if listed else chosen):
             yield StreamSlice(partition={"phone": phone}, cursor_slice={})
         # kept by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
-        self._parent_state = {changes.KEY: decision.state}
+        self._parent_state = {changes.KEY: detection.state}
 
     def get_stream_state(self) -> Optional[Mapping[str, StreamState]]:
         # change detection's positions: the last sync's until every phone of this one is read
