@@ -79,8 +79,9 @@ def newest(emulator: Emulator, phone: str) -> int:
 
 
 def new_messages(emulator: Emulator, phone: str, *directions: str) -> list[dict]:
-    """Messages newer than `phone`'s newest, one per direction, added to its conversation."""
-    top, rng = newest(emulator, phone), random.Random(phone)
+    """New messages of `phone`, one per direction, dated after every message of the account (as
+    messages that arrive after a sync are), added to its conversation."""
+    top, rng = max(newest(emulator, p) for p in emulator.phones()), random.Random(phone)
     messages = []
     for i, direction in enumerate(directions):
         while True:

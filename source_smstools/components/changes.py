@@ -41,10 +41,9 @@ KEY = "changes"  # this module's part of the stream state's `parent_state`
 UNREADABLE = "__unreadable"  # a source answer that is no page of entries (see SourceEntries)
 PAGE_END = "__page_end"  # on the last entry of each page: {"page": n, "total": t}
 DAY = 86_400
-# The sources' `date` carries no time zone; it is read as UTC (as the emulator and the
-# conversation's unixDatetime are). A day of tolerance on the comparison with a phone's cursor
-# keeps a source kept in another zone from hiding a change.
-ZONE_TOLERANCE = DAY
+# The sources' `date` carries no time zone; it is read as UTC, as the emulator serves it and as the
+# conversation's unixDatetime counts. (Dates in a zone ahead of UTC would only make more phones
+# read; behind it, a change in the hours before a phone's cursor would wait for the sweep.)
 MAX_IDS = 50  # entries at the newest second kept in the state (a bulk send can have thousands)
 DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%d %b %Y, %H:%M:%S", "%Y-%m-%d")
 WATCHED = {"inbox": "sender", "message_log": "to"}  # source -> the field that holds the phone
@@ -256,10 +255,14 @@ class ChangeDetection:
                     continue
                 if stop is not None and date < stop:
                     continue  # older than what the last sync read: it was seen then
-                new = newest is None or date > newest or (date == newest and not all_seen and entry_id not in ids)
-                recent = name == "message_log" and self.lookback > 0 and date >= self.at - self.lookback
                 cursor = cursor_of.get(phone)
-                if recent or (new and (cursor is None or date >= cursor - self.lookback - ZONE_TOLERANCE)):
+                # newer than the newest message read of the phone, or in the same second and not
+                # listed at the last sync (the cursor is inclusive, as the CDK's)
+                new = newest is None or date > newest or (date == newest and not all_seen and entry_id not in ids)
+                moved = cursor is None or date > cursor or (date == cursor and new)
+                # a message sent within the lookback window of now: its delivery status may still change
+                recent = name == "message_log" and self.lookback > 0 and date >= self.at - self.lookback
+                if moved or recent:
                     changed.add(phone)
             state[name] = _position(read, position)
             if not read.ordered:
