@@ -63,8 +63,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--latency-ms", type=float, default=100)
     parser.add_argument(
-        "--today", choices=["latency", "no-latency", "skip"], default="latency",
-        help="today's way behind the latency, without it (requests only), or not at all",
+        "--today", choices=["latency", "no-latency", "once", "skip"], default="latency",
+        help="today's way behind the latency, without it (requests only), without it for the first "
+        "scenario only, or not at all",
     )
     args = parser.parse_args()
     phones = sample_phones(args.phones)
@@ -79,9 +80,9 @@ def main() -> None:
             change(emulator, phones, count, START + hour * 3600, rng)
             results = {}
             for way, config in ways.items():
-                if way == "today" and args.today == "skip":
+                if way == "today" and (args.today == "skip" or (args.today == "once" and hour > 1)):
                     continue
-                emulator.latency = 0 if (way == "today" and args.today == "no-latency") else args.latency_ms / 1000
+                emulator.latency = 0 if (way == "today" and args.today in ("no-latency", "once")) else args.latency_ms / 1000
                 results[way], final = sync(emulator, config, state, START + hour * 3600)
                 latency = emulator.latency * 1000
                 print(json.dumps({"phones": args.phones, "scenario": scenario, "changed": count, "way": way,
