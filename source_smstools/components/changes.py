@@ -2,16 +2,16 @@
 
 The inbox lists the messages received and the message log those sent: together they say which
 conversations moved since the last sync. A known phone's conversation is read only when
-(a) the inbox or the message log has a new entry for it, dated at or after its cursor minus the
-lookback window; (b) the message log has an entry for it sent within `lookback_window_days` of
+(a) the inbox or the message log has an entry for it not listed at the last sync, dated at or
+after its cursor minus the lookback window, or any entry read dated after its cursor; (b) the message log has an entry for it sent within `lookback_window_days` of
 now (its delivery status may still change); or (c) it is due for the safety sweep, which reads
 every known phone once every `full_sweep_days`, each phone on its own day (a stable hash of the
 phone), so that no sync after the first reads them all at once. A phone seen for the first time
 is read from `start_date`. Nothing per phone is added to the state: the sweep needs only the time
 of the last sync, and the sources their own position (`parent_state.changes`).
 
-The inbox and the log are read newest first down to their position of the last sync, one page
-past it, and no further; their order is not documented, so it is checked on every page read, and
+The inbox and the log are read newest first down to their position of the last sync (the log,
+the lookback window further), to the end of the page that reaches it, and no further; their order is not documented, so it is checked on every page read, and
 a source not in that order is read whole. A source that cannot be read turns detection off for the
 sync: every known phone is read, with a warning.
 """
@@ -256,10 +256,11 @@ class ChangeDetection:
                 if stop is not None and date < stop:
                     continue  # older than what the last sync read: it was seen then
                 cursor = cursor_of.get(phone)
-                # newer than the newest message read of the phone, or in the same second and not
-                # listed at the last sync (the cursor is inclusive, as the CDK's)
+                # newer than the newest message read of the phone; or not listed at the last sync,
+                # and at or after the phone's cursor minus the lookback window (where its next read
+                # starts: the cursor is inclusive, as the CDK's)
                 new = newest is None or date > newest or (date == newest and not all_seen and entry_id not in ids)
-                moved = cursor is None or date > cursor or (date == cursor and new)
+                moved = cursor is None or date > cursor or (new and date >= cursor - self.lookback)
                 # a message sent within the lookback window of now: its delivery status may still change
                 recent = name == "message_log" and self.lookback > 0 and date >= self.at - self.lookback
                 if moved or recent:
