@@ -51,9 +51,10 @@ class PhonePartitionRouter(PartitionRouter):
 
     `discovery` is a SubstreamPartitionRouter over the contacts, inbox and message log streams
     (the CDK pages and retries them); this class only picks its sources, normalises and
-    deduplicates. It keeps no parent state: every sync reads the sources whole, so that a phone
-    that appears between syncs is found whatever its dates, and a known one goes on from its own
-    cursor.
+    deduplicates. With change detection on (the default), an incremental sync hands out only the
+    phones that are new, that the inbox and message log show moved, or that are due for the sweep
+    (components/changes.py), and keeps the sources' positions as its parent state; off, every
+    sync reads the sources whole and hands out every phone, each going on from its own cursor.
     """
 
     config: Config
