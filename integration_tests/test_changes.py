@@ -327,3 +327,25 @@ def test_the_command_keeps_change_detection_in_one_state_message_per_sync(accoun
     assert len(state["states"]) == 20
     # no per-phone cost: what change detection adds is the same for 20 phones as for 20,000
     assert len(json.dumps(state["parent_state"])) < 300
+
+
+def test_a_message_scheduled_in_the_future_neither_hides_the_replies_before_it_nor_is_read_early(account):
+    config = discovering(account)
+    phone = PHONES[6]
+    first = sync(account, config)
+    scheduled = new_messages(account, phone, "outbound")[0]
+    messages = account.conversation(phone)
+    messages[0] = {**scheduled, "unixDatetime": NOW + 2 * DAY, "deliveryStatus": "SCHEDULED"}
+    account.set_conversation(phone, messages)
+    second = sync(account, config, first.last_state, at=NOW + 60)
+    assert conversation_requests(account) == {}  # nothing to read before its time
+    # the log's position stays at what is past: a reply dated before the scheduled message is seen
+    assert stream_state(second)["parent_state"]["changes"]["message_log"] == stream_state(first)["parent_state"]["changes"]["message_log"]
+    other = PHONES[8]
+    new_messages(account, other, "inbound")
+    messages = account.conversation(other)
+    messages[0] = {**messages[0], "unixDatetime": NOW + 90}  # a reply, between the syncs
+    account.set_conversation(other, messages)
+    third = sync(account, config, second.last_state, at=NOW + 120)
+    assert records_by_phone(third) == {other.lstrip("+"): {cursors(second)[other.lstrip("+")], NOW + 90}}
+    assert conversation_requests(account) == {other.lstrip("+"): 1}

@@ -255,6 +255,8 @@ class ChangeDetection:
                     continue
                 if stop is not None and date < stop:
                     continue  # older than what the last sync read: it was seen then
+                if date > self.at:
+                    continue  # dated in the future (a scheduled message): read once its time has come
                 cursor = cursor_of.get(phone)
                 # newer than the newest message read of the phone; or not listed at the last sync,
                 # and at or after the phone's cursor minus the lookback window (where its next read
@@ -265,7 +267,7 @@ class ChangeDetection:
                 recent = name == "message_log" and self.lookback > 0 and date >= self.at - self.lookback
                 if moved or recent:
                     changed.add(phone)
-            state[name] = _position(read, position)
+            state[name] = _position(read, position, self.at)
             if not read.ordered:
                 how = "whole: its entries are not newest first" + (
                     f" ({read.undated} without a readable date)" if read.undated else ""
@@ -308,9 +310,11 @@ class ChangeDetection:
         self.state = state
 
 
-def _position(read: SourceRead, before: Optional[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
-    """Where the next sync starts reading a source: its newest date, and the entries at it."""
-    dates = [d for _, d, _ in read.entries if d is not None]
+def _position(read: SourceRead, before: Optional[Mapping[str, Any]], at: int) -> Optional[Mapping[str, Any]]:
+    """Where the next sync starts reading a source: its newest date up to now, and the entries at
+    it. An entry dated in the future does not count: a reply dated before it, listed later, would
+    seem older than what was read."""
+    dates = [d for _, d, _ in read.entries if d is not None and d <= at]
     if not dates:
         return dict(before) if before else None
     newest = max(dates)
