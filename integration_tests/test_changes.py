@@ -349,3 +349,22 @@ def test_a_message_scheduled_in_the_future_neither_hides_the_replies_before_it_n
     third = sync(account, config, second.last_state, at=NOW + 120)
     assert records_by_phone(third) == {other.lstrip("+"): {cursors(second)[other.lstrip("+")], NOW + 90}}
     assert conversation_requests(account) == {other.lstrip("+"): 1}
+
+
+def test_a_sync_that_fails_keeps_the_last_positions_so_the_next_one_reads_the_same_changes(account):
+    config = discovering(account)
+    first = sync(account, config)
+    changed = PHONES[12]
+    added = new_messages(account, changed, "inbound")
+    account.set_faults(rate=1.0, kinds=("503",))  # every conversation request fails for good
+    account.clear_requests()
+    with patch.object(changes, "now", lambda: NOW + 60), patch("time.sleep"):
+        failed = cli.in_process(config, cli.catalog("incremental"), first.last_state)
+    assert failed.returncode == 1 and failed.errors
+    assert set(conversation_requests(account)) == {changed.lstrip("+")}
+    # the state it emits, which Airbyte keeps, holds the first sync's positions
+    kept = failed.last_state
+    assert kept[0]["stream"]["stream_state"]["parent_state"] == stream_state(first)["parent_state"]
+    account.set_faults()
+    again = sync(account, config, kept, at=NOW + 120)
+    assert records_by_phone(again) == {changed.lstrip("+"): {cursors(first)[changed.lstrip("+")], added[0]["unixDatetime"]}}
