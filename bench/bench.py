@@ -505,9 +505,9 @@ def changes_section(runs: list[dict[str, Any]], latency_ms: float, log: Callable
         "before), with the same data; the syncs are an hour apart on the connector's clock (`SMSTOOLS_NOW`), "
         "so change detection's weekly sweep reads about N / 168 phones per sync on top of the changed ones. "
         "*Today's way* is `change_detection: false` (every phone asked every sync). A latency of 0 means "
-        "that run was made without latency, for its requests only (today's way at the largest size would take "
-        "too long behind the latency: it is run once, for the sync with nothing new). The first sync, which "
-        "reads every phone either way, is left out.",
+        "that run was made without latency, for its requests only (`make bench` runs today's way at 30,000 "
+        "phones once so, for the sync with nothing new: behind the latency it would take too long). The first "
+        "sync, which reads every phone either way, is left out.",
     ]
     summaries = [r["summary"] for r in runs if r["way"] == "change detection" and r["scenario"] == "nothing new"]
     lines += ["", "What change detection says of the syncs with nothing new:", ""] + [f"- {s}" for s in summaries]
