@@ -15,7 +15,8 @@ def test_every_bench_scenario_runs_on_tiny_sizes(tmp_path):
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for section in ("### 1. Throughput", "### 2. Requests", "### 3. Concurrency", "### 4. Memory", "### 5. Start-up", "### 6. Discovery"):
+    for section in ("### 1. Throughput", "### 2. Requests", "### 3. Concurrency", "### 4. Memory", "### 5. Start-up", "### 6. Discovery",
+                    "### 7. Change detection"):
         assert section in proc.stdout
     # the requests the connector makes are behaviour, not speed: the minimum in both reads
     assert "| requests, full read = minimum | 5 for 5 | yes |" in proc.stdout

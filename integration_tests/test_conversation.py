@@ -80,13 +80,15 @@ def test_spec_lists_the_documented_fields():
     properties = spec["properties"]
     assert list(properties) == [
         "client_id", "client_secret", "phone_numbers", "phone_sources", "start_date",
-        "lookback_window_days", "page_size", "num_workers", "base_url",
+        "lookback_window_days", "full_sweep_days", "change_detection", "page_size", "num_workers", "base_url",
     ]
-    assert [properties[p]["order"] for p in properties] == list(range(9))
+    assert [properties[p]["order"] for p in properties] == list(range(11))
     assert spec["required"] == ["client_id", "client_secret"]  # no phone_numbers: discover them
     assert properties["client_secret"]["airbyte_secret"] is True
     assert (properties["page_size"]["minimum"], properties["page_size"]["maximum"], properties["page_size"]["default"]) == (1, 2000, 2000)
     assert properties["lookback_window_days"]["minimum"] == 0 and properties["lookback_window_days"]["default"] == 0
+    assert (properties["full_sweep_days"]["minimum"], properties["full_sweep_days"]["default"]) == (0, 7)
+    assert properties["change_detection"] == {**properties["change_detection"], "type": "boolean", "default": True}
     assert properties["base_url"]["default"] == "https://api.smsgatewayapi.com"
     assert all(properties[p].get("title") and properties[p].get("description") for p in properties)
 
@@ -228,7 +230,7 @@ def test_inbound_ids_are_stable_across_versions():
 
 
 def test_incremental_state_is_per_phone_and_a_second_sync_makes_one_request_per_phone(emulator):
-    config = cli.config(emulator)
+    config = cli.config(emulator, change_detection=False)  # every phone asked, every sync
     first = cli.call("read", config, cli.catalog())
     assert len(first.records) == 2500 + 1900 + 40
     assert cursors(first.last_state) == {p: newest(emulator, p) for p in phones(emulator)}
@@ -243,7 +245,7 @@ def test_incremental_state_is_per_phone_and_a_second_sync_makes_one_request_per_
 
 def test_incremental_fetches_only_new_messages_and_stops_at_the_cursor(emulator):
     a, b, c = phones(emulator)
-    config = cli.config(emulator)
+    config = cli.config(emulator, change_detection=False)  # every phone asked, every sync
     first = cli.call("read", config, cli.catalog())
     before = {p: newest(emulator, p) for p in (a, b, c)}
 
@@ -280,11 +282,12 @@ def test_start_date_skips_older_messages_and_stops_paging(emulator):
 
 def test_a_phone_added_later_gets_its_whole_history(emulator):
     a, b, c = phones(emulator)
-    first = cli.call("read", cli.config(emulator, phone_numbers=[a, b]), cli.catalog())
+    first = cli.call("read", cli.config(emulator, phone_numbers=[a, b], change_detection=False), cli.catalog())
     assert set(cursors(first.last_state)) == {a, b}
 
     emulator.clear_requests()
-    second = cli.call("read", cli.config(emulator, phone_numbers=[a, b, c]), cli.catalog(), first.last_state)
+    config = cli.config(emulator, phone_numbers=[a, b, c], change_detection=False)  # every phone asked
+    second = cli.call("read", config, cli.catalog(), first.last_state)
     records = by_message(second.records)
     assert {k: v for k, v in records.items() if v["phone"] == c} == expected_records(emulator, c)
     assert sorted(r["unixDatetime"] for r in records.values() if r["phone"] != c) == sorted([newest(emulator, a), newest(emulator, b)])
@@ -293,7 +296,9 @@ def test_a_phone_added_later_gets_its_whole_history(emulator):
 
 def test_lookback_re_reads_recent_days_so_status_changes_arrive(emulator):
     a = "+393331000000"
-    config = cli.config(emulator, phone_numbers=[a], lookback_window_days=2, page_size=20)
+    # every sync (change detection re-reads a phone only for messages sent within the window of
+    # now: integration_tests/test_changes.py)
+    config = cli.config(emulator, phone_numbers=[a], lookback_window_days=2, page_size=20, change_detection=False)
     first = cli.call("read", config, cli.catalog())
     cursor = newest(emulator, a)
 

@@ -261,6 +261,10 @@ class Emulator:
         self.virtual_numbers = [dict(v) for v in VIRTUAL_NUMBERS]
         self.balance: dict[str, Any] = dict(BALANCE)
         self.forbidden: dict[str, str] = {}  # path -> "403" or "error": this account may not use it
+        # The API's inbox and message log are newest first here; their real order is undocumented.
+        # "oldest_first" or "shuffled" serves them so (paged after the reordering).
+        self.list_order = "newest_first"
+        self.unlisted: set[tuple[str, int]] = set()  # (phone digits, unixDatetime): left out of inbox and log
         for phone, messages in (conversations or {}).items():
             self.set_conversation(phone, messages)
 
@@ -320,7 +324,16 @@ class Emulator:
 
     def _messages(self, direction: str) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:
-            return [(p, m) for p, messages in self._conversations.items() for m in messages if m.get("direction") == direction]
+            return [
+                (p, m) for p, messages in self._conversations.items() for m in messages
+                if m.get("direction") == direction and (p, m.get("unixDatetime")) not in self.unlisted
+            ]
+
+    def leave_out_of_lists(self, phone: str, unix_datetime: int) -> None:
+        """The inbox and the message log omit this message (it stays in the conversation)."""
+        with self._lock:
+            self.unlisted.add((self.key(phone), unix_datetime))
+            self._derived.clear()
 
     def _cached(self, name: str, build: Any) -> list[dict[str, Any]]:
         with self._lock:
@@ -635,6 +648,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._data(lists[path]()[(page - 1) * limit : page * limit], offset=(page - 1) * limit)
         key, items = enveloped[path]
         everything = items()
+        if path in ("/v1/message/inbox", "/v1/message/logging") and emulator.list_order != "newest_first":
+            if emulator.list_order == "oldest_first":
+                everything.reverse()
+            else:
+                random.Random(len(everything)).shuffle(everything)
         chunk = everything[(page - 1) * limit : page * limit]
         self._data({"total": len(everything), "shown": len(chunk), "page": page, "limit": limit, key: chunk}, key, (page - 1) * limit)
 

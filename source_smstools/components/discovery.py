@@ -17,6 +17,8 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.errors import SourceUnreadable
 
+from source_smstools.components import changes
+
 logger = logging.getLogger("airbyte")
 
 
@@ -53,20 +55,29 @@ class PhonePartitionRouter(PartitionRouter):
 
     `discovery` is a SubstreamPartitionRouter over the contacts, inbox and message log streams
     (the CDK pages and retries them); this class only picks its sources, normalises and
-    deduplicates. It keeps no parent state: every sync reads the sources whole, so that a phone
-    that appears between syncs is found whatever its dates, and a known one goes on from its own
-    cursor.
+    deduplicates. With change detection on (the default), an incremental sync hands out only the
+    phones that are new, that the inbox and message log show moved, or that are due for the sweep
+    (components/changes.py), and keeps the sources' positions as its parent state; off, every
+    sync reads the sources whole and hands out every phone, each going on from its own cursor.
     """
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
     discovery: Optional[SubstreamPartitionRouter] = None
+    _changes = None  # this sync's change detection, when on
+    _parent_state = None  # its positions for the next sync, once every phone is yielded
 
     def _listed(self) -> list[str]:
         return list(self.config.get("phone_numbers") or [])
 
     def stream_slices(self) -> Iterable[StreamSlice]:
         listed = self._listed()
+        detection = changes.ChangeDetection(self.config) if changes.enabled(self.config) else None
+        if detection is not None and detection.applies() and self.discovery is not None:
+            # only the phones that may have changed (components/changes.py)
+            self._changes = detection
+            yield from self._changed(detection, listed)
+            return
         if listed:
             for phone in dict.fromkeys(listed):
                 yield StreamSlice(partition={"phone": phone}, cursor_slice={})
@@ -111,8 +122,26 @@ class PhonePartitionRouter(PartitionRouter):
             + (f"; left out {rejected} value(s) that are not phone numbers." if rejected else ".")
         )
 
+    def _changed(self, detection: "changes.ChangeDetection", listed: list[str]) -> Iterable[StreamSlice]:
+        parents = {parent.stream.name: parent for parent in self.discovery.parent_stream_configs}
+        chosen = self.config.get("phone_sources") or list(PHONE_SOURCES)
+        found: list[str] = []
+        if not listed and "contacts" in chosen and "contacts" in parents:
+            # contacts carry no date: read whole, a phone not known yet is a new one
+            one = SubstreamPartitionRouter(parent_stream_configs=[parents["contacts"]], config=self.config, parameters={})
+            found = [p for p in (normalize_phone(s.partition.get("phone")) for s in one.stream_slices()) if p]
+        sources = {name: parents[name].stream for name in changes.WATCHED if name in parents}
+        for phone in detection.phones(sources, found, listed or None, normalize_phone, [] if listed else chosen):
+            yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+        # kept by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
+        self._parent_state = {changes.KEY: detection.state}
+
     def get_stream_state(self) -> Optional[Mapping[str, StreamState]]:
-        return None  # the sources are read whole every sync: no parent state to keep
+        # change detection's positions: the last sync's until every phone of this one is read
+        if self._parent_state is not None:
+            return self._parent_state
+        previous = self._changes.previous if self._changes is not None else None
+        return {changes.KEY: previous} if previous else None
 
     def get_request_params(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
         return {}

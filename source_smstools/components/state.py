@@ -76,7 +76,12 @@ class PerPhoneState(StateMigration):
         if stream_state.get("use_global_cursor"):
             # past the CDK's partition limit the global cursor is all there is: keep it
             return {**stream_state, "states": migrated}
-        return {"use_global_cursor": False, "states": migrated}
+        kept: dict[str, Any] = {"use_global_cursor": False, "states": migrated}
+        if isinstance(stream_state.get("parent_state"), Mapping):
+            # change detection's positions (components/changes.py): a sync that stops before its
+            # end re-emits them as they were
+            kept["parent_state"] = stream_state["parent_state"]
+        return kept
 
 
     def _cursor(self, value: Any, where: str) -> Optional[str]:

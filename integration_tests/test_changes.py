@@ -1,0 +1,370 @@
+"""Change detection end to end, against the emulator: an incremental sync reads a known phone's
+conversation only when the inbox or the message log shows it moved, when it has messages sent
+within the lookback window of now, or when it is due for the weekly sweep. The clock is fixed
+(changes.now patched in-process, SMSTOOLS_NOW for the command): nothing depends on today's date."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections import Counter
+from unittest.mock import patch
+
+import pytest
+
+from integration_tests import cli
+from smstools_emulator import Emulator, make_contact, make_conversation, make_message, sample_phones
+from source_smstools.components import changes
+
+DAY = 86_400
+NEWEST = 1_749_113_086  # the newest message of each sample conversation (2025-06-05)
+NOW = NEWEST + 3_600  # the first sync, an hour later
+PAGE = 20
+PHONES = sample_phones(20)
+DIGITS = [p.lstrip("+") for p in PHONES]
+
+
+@pytest.fixture
+def account():
+    """20 phones of 6 messages each, found in the contacts (one form per phone) and in the lists."""
+    with Emulator({p: make_conversation(p, 6, seed=3) for p in PHONES}) as emulator:
+        emulator.set_contacts([make_contact(p, i + 1) for i, p in enumerate(PHONES)])
+        yield emulator
+
+
+def discovering(emulator: Emulator, **overrides) -> dict:
+    return cli.config(emulator, phone_numbers=None, page_size=PAGE, **overrides)
+
+
+def sync(emulator: Emulator, config: dict, state=None, at: int = NOW) -> cli.Output:
+    emulator.clear_requests()
+    with patch.object(changes, "now", lambda: at):
+        out = cli.in_process(config, cli.catalog("incremental"), state)
+    assert out.returncode == 0 and not out.errors, out.errors
+    return out
+
+
+def conversation_requests(emulator: Emulator) -> Counter:
+    return Counter(r["phone"] for r in emulator.conversation_requests())
+
+
+def source_requests(emulator: Emulator) -> Counter:
+    return Counter(r["path"] for r in emulator.requests if not r["path"].startswith("/v1/conversation/"))
+
+
+def pages(entries: list) -> int:
+    return max(1, math.ceil(len(entries) / PAGE))
+
+
+def records_by_phone(out: cli.Output) -> dict[str, set[int]]:
+    result: dict[str, set[int]] = {}
+    for record in out.records:
+        result.setdefault(record["phone"], set()).add(record["unixDatetime"])
+    assert sum(map(len, result.values())) == len(out.records), "a record came twice"
+    return result
+
+
+def stream_state(out: cli.Output) -> dict:
+    return out.last_state[0]["stream"]["stream_state"]
+
+
+def cursors(out: cli.Output) -> dict[str, int]:
+    return {s["partition"]["phone"]: int(s["cursor"]["unixDatetime"]) for s in stream_state(out)["states"]}
+
+
+def newest(emulator: Emulator, phone: str) -> int:
+    return max(m["unixDatetime"] for m in emulator.conversation(phone))
+
+
+def new_messages(emulator: Emulator, phone: str, *directions: str) -> list[dict]:
+    """New messages of `phone`, one per direction, dated after every message of the account (as
+    messages that arrive after a sync are), added to its conversation."""
+    top, rng = max(newest(emulator, p) for p in emulator.phones()), random.Random(phone)
+    messages = []
+    for i, direction in enumerate(directions):
+        while True:
+            m = make_message(phone, top + 60 * (i + 1), rng, 1000 + i)
+            if m["direction"] == direction:
+                break
+        messages.append(m)
+    emulator.add_messages(phone, messages)
+    return messages
+
+
+def warnings(out: cli.Output) -> list[str]:
+    return [m["log"]["message"] for m in out.of_type("LOG") if m["log"]["level"] == "WARN"]
+
+
+def infos(out: cli.Output, start: str) -> list[str]:
+    return [m["log"]["message"] for m in out.of_type("LOG") if m["log"]["message"].startswith(start)]
+
+
+def test_the_first_sync_reads_every_phone_and_the_next_with_nothing_new_reads_no_conversation(account):
+    config = discovering(account)
+    first = sync(account, config)
+    assert records_by_phone(first) == {d: {m["unixDatetime"] for m in account.conversation(d)} for d in DIGITS}
+    # the sources read whole once, after the phones (all new) were handed out
+    assert source_requests(account) == {
+        "/v1/contact": pages(account.contacts()),
+        "/v1/message/inbox": pages(account.inbox()),
+        "/v1/message/logging": pages(account.message_log()),
+    }
+    assert pages(account.inbox()) > 1 and pages(account.message_log()) > 1
+    inbox, log = account.inbox()[0], account.message_log()[0]
+    assert stream_state(first)["parent_state"] == {
+        "changes": {
+            "at": NOW,
+            "inbox": {"newest": changes.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
+            "message_log": {"newest": changes.parse_date(log["date"]), "ids": [str(log["ID"])]},
+        }
+    }
+
+    second = sync(account, config, first.last_state, at=NOW + 60)
+    assert second.records == []
+    assert conversation_requests(account) == {}
+    # contacts whole (no date in them); inbox and log: their first page, which reaches the last sync's entries
+    assert source_requests(account) == {"/v1/contact": pages(account.contacts()), "/v1/message/inbox": 1, "/v1/message/logging": 1}
+    assert cursors(second) == cursors(first)
+    assert stream_state(second)["parent_state"]["changes"] == {**stream_state(first)["parent_state"]["changes"], "at": NOW + 60}
+    assert infos(second, "Change detection:") == [
+        "Change detection: 0 of 20 phones read: 0 new, 0 with new entries in the inbox or the message log, "
+        f"0 due for the 7-day sweep; inbox read 1 of {pages(account.inbox())} page(s), down to the last sync's entries; "
+        f"message log read 1 of {pages(account.message_log())} page(s), down to the last sync's entries."
+    ]
+
+
+def test_a_changed_phone_costs_its_own_requests_only(account):
+    config = discovering(account)
+    first = sync(account, config)
+    a, b = PHONES[4], PHONES[11]
+    before = {p: newest(account, p) for p in (a, b)}
+    added_a = new_messages(account, a, "inbound")  # seen in the inbox only
+    added_b = new_messages(account, b, "outbound", "outbound")  # in the message log only
+    second = sync(account, config, first.last_state, at=NOW + 60)
+    # the new messages, and each phone's message at its cursor (the inclusive cursor)
+    assert records_by_phone(second) == {
+        a.lstrip("+"): {before[a]} | {m["unixDatetime"] for m in added_a},
+        b.lstrip("+"): {before[b]} | {m["unixDatetime"] for m in added_b},
+    }
+    assert conversation_requests(account) == {a.lstrip("+"): 1, b.lstrip("+"): 1}
+    assert cursors(second) == {**cursors(first), a.lstrip("+"): newest(account, a), b.lstrip("+"): newest(account, b)}
+    # and the sync after it reads nothing again
+    third = sync(account, config, second.last_state, at=NOW + 120)
+    assert third.records == [] and conversation_requests(account) == {}
+
+
+def test_the_sweep_reads_each_phone_once_a_week_a_few_each_day_and_finds_what_the_lists_omit(account):
+    config = discovering(account)
+    state = sync(account, config).last_state
+    hidden_phone = PHONES[7]
+    before = newest(account, hidden_phone)
+    hidden = new_messages(account, hidden_phone, "inbound")[0]
+    account.leave_out_of_lists(hidden_phone, hidden["unixDatetime"])
+    hidden_date = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(hidden["unixDatetime"]))
+    assert hidden_date not in {e["date"] for e in account.inbox()}
+
+    read_per_day = []
+    found = None
+    for day in range(1, 8):
+        out = sync(account, config, state, at=NOW + day * DAY)
+        state = out.last_state
+        read = conversation_requests(account)
+        read_per_day.append(read)
+        got = records_by_phone(out)
+        if hidden_phone.lstrip("+") in got:
+            assert found is None
+            found = day
+            assert got[hidden_phone.lstrip("+")] == {before, hidden["unixDatetime"]}
+    # over a week each phone is read exactly once, spread over the days, never all in one sync
+    assert sum(read_per_day, Counter()) == {d: 1 for d in DIGITS}
+    assert max(len(r) for r in read_per_day) < len(DIGITS) and sum(1 for r in read_per_day if r) >= 3
+    assert found is not None
+    assert cursors(out)[hidden_phone.lstrip("+")] == hidden["unixDatetime"]
+
+
+def test_a_delivery_status_change_within_the_lookback_window_of_now_is_read(account):
+    config = discovering(account, lookback_window_days=2)
+    at = NEWEST + 30 * DAY  # a month after the sample conversations
+    recent, old = PHONES[3], PHONES[9]
+    sent = new_messages(account, recent, "outbound")[0]
+    # `sent` goes out a day before `at`: its status may still change
+    messages = account.conversation(recent)
+    messages[0] = {**sent, "unixDatetime": at - DAY, "deliveryStatus": "PENDING"}
+    account.set_conversation(recent, messages)
+    first = sync(account, config, at=at)
+    old_sent = next(m for m in account.conversation(old) if m["direction"] == "outbound")
+
+    # both get delivered after the first sync
+    messages = account.conversation(recent)
+    messages[0] = {**messages[0], "deliveryStatus": "DELIVERED"}
+    account.set_conversation(recent, messages)
+    messages = [dict(m, deliveryStatus="DELIVERED") if m is old_sent else m for m in account.conversation(old)]
+    account.set_conversation(old, messages)
+
+    second = sync(account, config, first.last_state, at=at + 60)
+    # the phone with a message sent within 2 days of now is read from its cursor minus 2 days;
+    # the one whose messages are a month old waits for the sweep
+    assert conversation_requests(account) == {recent.lstrip("+"): 1}
+    delivered = [r for r in second.records if r["unixDatetime"] == at - DAY]
+    assert [r["deliveryStatus"] for r in delivered] == ["DELIVERED"]
+    assert {r["phone"] for r in second.records} == {recent.lstrip("+")}
+    assert {r["unixDatetime"] for r in second.records} == {
+        m["unixDatetime"] for m in account.conversation(recent) if m["unixDatetime"] >= at - DAY - 2 * DAY
+    }
+    # the message log was read back 2 days before its last position
+    assert source_requests(account)["/v1/message/logging"] == 1
+
+
+def test_a_phone_found_only_in_the_inbox_gets_its_whole_history(account):
+    config = discovering(account, start_date="2025-06-01T00:00:00Z")
+    first = sync(account, config)
+    newcomer = "+32470123456"
+    history = [m for m in make_conversation(newcomer, 90, seed=4) if m["direction"] == "inbound"]
+    account.set_conversation(newcomer, history)  # not in the contacts, never written to
+    second = sync(account, config, first.last_state, at=NOW + 60)
+    start = 1_748_736_000  # 2025-06-01
+    assert records_by_phone(second) == {"32470123456": {m["unixDatetime"] for m in history if m["unixDatetime"] >= start}}
+    assert conversation_requests(account) == {"32470123456": pages(history)}  # and no other phone
+    assert cursors(second)["32470123456"] == newest(account, newcomer)
+
+
+def test_a_state_from_the_version_before_is_read_and_its_first_sync_reads_every_phone_once(account):
+    # the state as the version before wrote it: no parent_state
+    before = sync(account, discovering(account, change_detection=False))
+    old_state = stream_state(before)
+    assert set(old_state) == {"use_global_cursor", "states", "state", "lookback_window"}
+    config = discovering(account)
+    first = sync(account, config, before.last_state, at=NOW + 60)
+    # no sweep done before: every known phone is read, from its own cursor (one message each)
+    assert records_by_phone(first) == {d: {c} for d, c in cursors(before).items()}
+    assert conversation_requests(account) == {d: 1 for d in DIGITS}
+    assert cursors(first) == cursors(before)
+    assert stream_state(first)["parent_state"]["changes"]["at"] == NOW + 60
+    second = sync(account, config, first.last_state, at=NOW + 120)
+    assert second.records == [] and conversation_requests(account) == {}
+
+
+@pytest.mark.parametrize("how", ["403", "error"])
+def test_an_unreadable_inbox_falls_back_to_every_phone_with_one_warning(account, how):
+    config = discovering(account)
+    first = sync(account, config)
+    account.forbid("/v1/message/inbox", how)
+    changed = PHONES[2]
+    new_messages(account, changed, "outbound")
+    second = sync(account, config, first.last_state, at=NOW + 60)
+    assert conversation_requests(account) == {d: 1 for d in DIGITS}
+    assert set(records_by_phone(second)) == set(DIGITS)
+    fallback = [w for w in warnings(second) if w.startswith("Change detection is off")]
+    assert len(fallback) == 1, warnings(second)
+    assert fallback[0].startswith("Change detection is off for this sync: the inbox could not be read (")
+    assert fallback[0].endswith(
+        "Every phone's conversation is read (20 phones, at least one request each) instead of only those that changed."
+    )
+    # the inbox goes on from where it was, the log from where it got
+    before, after = stream_state(first)["parent_state"]["changes"], stream_state(second)["parent_state"]["changes"]
+    assert after["inbox"] == before["inbox"]
+    assert after["message_log"]["newest"] == newest(account, changed)
+
+    account.forbid("/v1/message/inbox", None)
+    third = sync(account, config, second.last_state, at=NOW + 120)
+    assert third.records == [] and conversation_requests(account) == {}
+
+
+@pytest.mark.parametrize("order", ["oldest_first", "shuffled"])
+def test_lists_not_newest_first_are_read_whole_and_still_tell_what_changed(account, order):
+    config = discovering(account)
+    account.list_order = order
+    first = sync(account, config)
+    changed = PHONES[5]
+    new_messages(account, changed, "inbound", "outbound")
+    second = sync(account, config, first.last_state, at=NOW + 60)
+    assert conversation_requests(account) == {changed.lstrip("+"): 1}
+    # never more requests than reading them whole
+    assert source_requests(account) == {
+        "/v1/contact": pages(account.contacts()),
+        "/v1/message/inbox": pages(account.inbox()),
+        "/v1/message/logging": pages(account.message_log()),
+    }
+    [summary] = infos(second, "Change detection:")
+    assert "inbox read whole: its entries are not newest first" in summary
+
+
+def test_listed_phones_are_read_when_they_changed_and_every_sync_without_change_detection(account):
+    listed = PHONES[:3]
+    config = cli.config(account, phone_numbers=listed, page_size=PAGE)
+    first = sync(account, config)
+    assert set(records_by_phone(first)) == set(listed)  # as typed, with their +
+    added = new_messages(account, listed[1], "inbound")
+    new_messages(account, PHONES[10], "inbound")  # not listed: not read
+    second = sync(account, config, first.last_state, at=NOW + 60)
+    assert conversation_requests(account) == {listed[1].lstrip("+"): 1}
+    assert records_by_phone(second) == {listed[1]: {cursors(first)[listed[1]], added[0]["unixDatetime"]}}
+    assert source_requests(account) == {"/v1/message/inbox": 1, "/v1/message/logging": 1}
+
+    for off in ({"change_detection": False}, {"full_sweep_days": 0}):
+        every = sync(account, {**config, **off}, second.last_state, at=NOW + 120)
+        assert conversation_requests(account) == {p.lstrip("+"): 1 for p in listed}, off
+        assert source_requests(account) == {}, off
+        assert records_by_phone(every) == {p: {c} for p, c in cursors(second).items()}, off
+
+
+def test_the_command_keeps_change_detection_in_one_state_message_per_sync(account):
+    config = discovering(account)
+    timings = {**cli.TIMINGS, "SMSTOOLS_NOW": str(NOW)}
+    first = cli.run("read", config, cli.catalog(), None, timings=timings)
+    assert first.returncode == 0 and not first.errors
+    assert {s["stream"]["stream_descriptor"]["name"] for s in first.states} == {"conversation"}
+    account.clear_requests()
+    timings["SMSTOOLS_NOW"] = str(NOW + 60)
+    second = cli.run("read", config, cli.catalog(), first.last_state, timings=timings)
+    assert second.returncode == 0 and not second.errors
+    assert second.records == [] and conversation_requests(account) == {}
+    assert len(second.states) == 1 and second.states[0]["stream"]["stream_descriptor"] == {"name": "conversation"}
+    state = second.states[0]["stream"]["stream_state"]
+    assert state["parent_state"]["changes"]["at"] == NOW + 60
+    assert len(state["states"]) == 20
+    # no per-phone cost: what change detection adds is the same for 20 phones as for 20,000
+    assert len(json.dumps(state["parent_state"])) < 300
+
+
+def test_a_message_scheduled_in_the_future_neither_hides_the_replies_before_it_nor_is_read_early(account):
+    config = discovering(account)
+    phone = PHONES[6]
+    first = sync(account, config)
+    scheduled = new_messages(account, phone, "outbound")[0]
+    messages = account.conversation(phone)
+    messages[0] = {**scheduled, "unixDatetime": NOW + 2 * DAY, "deliveryStatus": "SCHEDULED"}
+    account.set_conversation(phone, messages)
+    second = sync(account, config, first.last_state, at=NOW + 60)
+    assert conversation_requests(account) == {}  # nothing to read before its time
+    # the log's position stays at what is past: a reply dated before the scheduled message is seen
+    assert stream_state(second)["parent_state"]["changes"]["message_log"] == stream_state(first)["parent_state"]["changes"]["message_log"]
+    other = PHONES[8]
+    new_messages(account, other, "inbound")
+    messages = account.conversation(other)
+    messages[0] = {**messages[0], "unixDatetime": NOW + 90}  # a reply, between the syncs
+    account.set_conversation(other, messages)
+    third = sync(account, config, second.last_state, at=NOW + 120)
+    assert records_by_phone(third) == {other.lstrip("+"): {cursors(second)[other.lstrip("+")], NOW + 90}}
+    assert conversation_requests(account) == {other.lstrip("+"): 1}
+
+
+def test_a_sync_that_fails_keeps_the_last_positions_so_the_next_one_reads_the_same_changes(account):
+    config = discovering(account)
+    first = sync(account, config)
+    changed = PHONES[12]
+    added = new_messages(account, changed, "inbound")
+    account.set_faults(rate=1.0, kinds=("503",))  # every conversation request fails for good
+    account.clear_requests()
+    with patch.object(changes, "now", lambda: NOW + 60), patch("time.sleep"):
+        failed = cli.in_process(config, cli.catalog("incremental"), first.last_state)
+    assert failed.returncode == 1 and failed.errors
+    assert set(conversation_requests(account)) == {changed.lstrip("+")}
+    # the state it emits, which Airbyte keeps, holds the first sync's positions
+    kept = failed.last_state
+    assert kept[0]["stream"]["stream_state"]["parent_state"] == stream_state(first)["parent_state"]
+    account.set_faults()
+    again = sync(account, config, kept, at=NOW + 120)
+    assert records_by_phone(again) == {changed.lstrip("+"): {cursors(first)[changed.lstrip("+")], added[0]["unixDatetime"]}}

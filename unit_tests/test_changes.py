@@ -1,0 +1,123 @@
+"""Change detection's parts: the sources' dates, the sweep's schedule, the source pages as records,
+the early stop of a source read, and the state migration keeping the sources' positions."""
+
+import json
+from collections import Counter
+
+import pytest
+import requests
+
+from source_smstools.components import changes
+from source_smstools.components.changes import PAGE_END, UNREADABLE, SourceEntries, parse_date, read_source, sweep_due
+from source_smstools.components.discovery import normalize_phone
+from source_smstools.components.state import PerPhoneState
+
+DAY = 86_400
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ("2025-06-05 08:44:46", 1_749_113_086),
+        ("2025-06-05T08:44:46Z", 1_749_113_086),
+        ("05 Jun 2025, 08:44:46", 1_749_113_086),
+        ("2025-06-05", 1_749_081_600),
+        ("yesterday", None),
+        ("", None),
+        (1_749_113_086, None),
+        (None, None),
+    ],
+)
+def test_parse_date(value, seconds):
+    assert parse_date(value) == seconds
+
+
+def test_the_sweep_reads_every_phone_once_per_period_spread_over_the_days():
+    phones = [f"39333{n:07d}" for n in range(1000)]
+    start = 1_749_113_086
+    due_per_day = [
+        {p for p in phones if sweep_due(p, start + (day - 1) * DAY, start + day * DAY, 7)} for day in range(1, 8)
+    ]
+    assert Counter(p for due in due_per_day for p in due) == {p: 1 for p in phones}
+    # about a seventh each day (a hash, not an exact share)
+    assert all(100 <= len(due) <= 190 for due in due_per_day), [len(d) for d in due_per_day]
+    # hourly syncs: the same, in smaller steps
+    hourly = Counter(p for h in range(1, 7 * 24 + 1) for p in phones if sweep_due(p, start + (h - 1) * 3600, start + h * 3600, 7))
+    assert hourly == {p: 1 for p in phones}
+    # never swept before: every phone; syncs further apart than the period: every phone
+    assert all(sweep_due(p, None, start, 7) for p in phones)
+    assert all(sweep_due(p, start, start + 8 * DAY, 7) for p in phones)
+
+
+def page(items, page=1, total=None, status=200, key="messages"):
+    if items is None:
+        body = {"error": 110, "errorMsg": "not enabled"}
+    else:
+        body = {"total": len(items) if total is None else total, "shown": len(items), "page": page, "limit": 2, key: items}
+    r = requests.Response()
+    r.status_code = status
+    r._content = json.dumps(body).encode()
+    return r
+
+
+def test_source_pages_mark_their_end_and_an_error_body_is_no_empty_page():
+    extractor = SourceEntries(config={}, parameters={"records_key": "messages"})
+    a, b = {"ID": 1, "sender": "393331000000"}, {"ID": 2, "sender": "393331000001"}
+    assert list(extractor.extract_records(page([a, b], total=5))) == [a, {**b, PAGE_END: {"page": 1, "total": 5}}]
+    assert list(extractor.extract_records(page([]))) == [{PAGE_END: {"page": 1, "total": 0}}]
+    [unreadable] = extractor.extract_records(page(None))
+    assert unreadable == {UNREADABLE: "HTTP 200, error 110 instead of a list under 'messages'"}
+
+
+class Stream:
+    """A parent stream as the CDK hands it: partitions that read records lazily, page by page."""
+
+    def __init__(self, pages):
+        self.pages, self.served = pages, 0
+
+    def generate_partitions(self):
+        yield self
+
+    def read(self):
+        for number, entries in enumerate(self.pages, start=1):
+            self.served += 1
+            extractor = SourceEntries(config={}, parameters={"records_key": "messages"})
+            yield from extractor.extract_records(page(entries, page=number, total=sum(map(len, self.pages))))
+
+
+def entry(n, date):
+    return {"ID": n, "sender": f"+39333100{n:04d}", "date": date}
+
+
+def test_a_source_newest_first_is_read_to_the_end_of_the_page_that_passes_the_stop():
+    pages = [
+        [entry(1, "2025-06-05 10:00:00"), entry(2, "2025-06-05 09:00:00")],
+        [entry(3, "2025-06-05 08:00:00"), entry(4, "2025-06-04 08:00:00")],
+        [entry(5, "2025-06-03 08:00:00"), entry(6, "2025-06-02 08:00:00")],
+    ]
+    stream = Stream(pages)
+    read = read_source(stream, parse_date("2025-06-05 08:30:00"), "sender", normalize_phone, 2)
+    assert stream.served == 2 and not read.whole and read.ordered and (read.pages, read.total_pages) == (2, 3)
+    assert [i for _, _, i in read.entries] == ["1", "2", "3", "4"]
+    # not newest first on the pages read: read whole
+    pages[1].reverse()
+    stream = Stream(pages)
+    read = read_source(stream, parse_date("2025-06-05 08:30:00"), "sender", normalize_phone, 2)
+    assert stream.served == 3 and read.whole and not read.ordered
+    # no page at all (HTTP 403, ignored by the error handler): unreadable
+    with pytest.raises(changes.Unreadable):
+        read_source(Stream([]), None, "sender", normalize_phone, 2)
+
+
+def test_the_state_migration_keeps_the_sources_positions():
+    position = {"changes": {"at": 1_749_200_000, "inbox": {"newest": 1_749_113_086, "ids": ["7"]}}}
+    state = {
+        "use_global_cursor": False,
+        "states": [{"partition": {"phone": "393331000000"}, "cursor": {"unixDatetime": "1749113086"}}],
+        "state": {"unixDatetime": "1749113086"},
+        "lookback_window": 3,
+        "parent_state": position,
+    }
+    assert PerPhoneState().migrate(state) == {
+        "use_global_cursor": False, "states": state["states"], "parent_state": position,
+    }
