@@ -262,6 +262,11 @@ def test_an_unreadable_inbox_falls_back_to_every_phone_with_one_warning(account,
     assert fallback[0].endswith(
         "Every phone's conversation is read (20 phones, at least one request each) instead of only those that changed."
     )
+    # and, as a source of phones, one warning that phones only the inbox lists are missed
+    missed = [w for w in warnings(second) if w.startswith("Phone discovery:")]
+    assert len(missed) == 1 and missed[0].startswith(
+        "Phone discovery: inbox cannot be read, so phones that only inbox lists are missed this sync ("
+    ), missed
     # the inbox goes on from where it was, the log from where it got
     before, after = stream_state(first)["parent_state"]["changes"], stream_state(second)["parent_state"]["changes"]
     assert after["inbox"] == before["inbox"]

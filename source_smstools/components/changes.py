@@ -30,7 +30,8 @@ import requests
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.types import Config
 
-from source_smstools.components.pages import page_body
+from source_smstools.components.errors import missed_phones
+from source_smstools.components.pages import body_of
 
 logger = logging.getLogger("airbyte")
 
@@ -106,7 +107,7 @@ class SourceEntries(RecordExtractor):
         self._key = self.records_key or parameters.get("records_key", "")
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        body = page_body(response)
+        body = body_of(response)
         entries = body.get(self._key) if isinstance(body, dict) else None
         if not isinstance(entries, list):
             keys = sorted(body)[:6] if isinstance(body, dict) else type(body).__name__
@@ -195,6 +196,7 @@ class ChangeDetection:
         self.page_size = int(config.get("page_size") or 2000)
         self.at = now()
         self.state: Optional[dict[str, Any]] = None
+        self.unreadable: list[str] = []  # the sources this sync could not read
 
     def applies(self) -> bool:
         """Per-phone cursors to compare with; past the CDK's partition limit there is one for all."""
@@ -239,6 +241,9 @@ class ChangeDetection:
             try:
                 read = read_source(stream, stop, WATCHED[name], normalize, self.page_size)
             except Exception as error:  # forbidden, or an answer we cannot understand
+                self.unreadable.append(name)
+                if name in discover_from:
+                    logger.warning(missed_phones(name, _reason(error)))
                 fallback = fallback or f"the {name.replace('_', ' ')} could not be read ({_reason(error)})"
                 if position:
                     state[name] = dict(position)  # read it from there again next time

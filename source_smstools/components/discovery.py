@@ -15,7 +15,7 @@ from airbyte_cdk.sources.declarative.partition_routers.substream_partition_route
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_smstools.components.errors import SourceUnreadable
+from source_smstools.components.errors import SourceUnreadable, missed_phones
 
 from source_smstools.components import changes
 
@@ -105,18 +105,11 @@ class PhonePartitionRouter(PartitionRouter):
             except SourceUnreadable as error:
                 # the phones found so far are kept; those only this source lists are missed
                 unreadable.append(name)
-                logger.warning(
-                    f"Phone discovery: {name} cannot be read, so phones that only {name} lists are missed "
-                    f"this sync ({error.message})"
-                )
+                logger.warning(missed_phones(name, error.message))
                 continue
             logger.info(f"Phone discovery: {added} new phone numbers from {name}.")
         if sources and len(unreadable) == len(sources):
-            raise AirbyteTracedException(
-                message=f"Phone discovery could not read any of its sources ({', '.join(unreadable)}): list the "
-                "phone numbers to sync in Phone Numbers (phone_numbers).",
-                failure_type=FailureType.config_error,
-            )
+            raise _no_source(unreadable)
         logger.info(
             f"Phone discovery: {len(seen)} phone numbers from {', '.join(chosen)}"
             + (f"; left out {rejected} value(s) that are not phone numbers." if rejected else ".")
@@ -124,15 +117,26 @@ class PhonePartitionRouter(PartitionRouter):
 
     def _changed(self, detection: "changes.ChangeDetection", listed: list[str]) -> Iterable[StreamSlice]:
         parents = {parent.stream.name: parent for parent in self.discovery.parent_stream_configs}
-        chosen = self.config.get("phone_sources") or list(PHONE_SOURCES)
+        chosen = [] if listed else [name for name in self.config.get("phone_sources") or PHONE_SOURCES if name in parents]
         found: list[str] = []
-        if not listed and "contacts" in chosen and "contacts" in parents:
+        contacts_unreadable = False
+        if "contacts" in chosen:
             # contacts carry no date: read whole, a phone not known yet is a new one
             one = SubstreamPartitionRouter(parent_stream_configs=[parents["contacts"]], config=self.config, parameters={})
-            found = [p for p in (normalize_phone(s.partition.get("phone")) for s in one.stream_slices()) if p]
+            try:
+                found = [p for p in (normalize_phone(s.partition.get("phone")) for s in one.stream_slices()) if p]
+            except SourceUnreadable as error:
+                contacts_unreadable = True
+                logger.warning(missed_phones("contacts", error.message))
         sources = {name: parents[name].stream for name in changes.WATCHED if name in parents}
-        for phone in detection.phones(sources, found, listed or None, normalize_phone, [] if listed else chosen):
+        handed_out = 0
+        for phone in detection.phones(sources, found, listed or None, normalize_phone, chosen):
+            handed_out += 1
             yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+        unreadable = set(detection.unreadable) | ({"contacts"} if contacts_unreadable else set())
+        if chosen and set(chosen) <= unreadable and not handed_out:
+            # nothing found and nothing known: the sync cannot read a single conversation
+            raise _no_source(chosen)
         # kept by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
         self._parent_state = {changes.KEY: detection.state}
 
@@ -156,3 +160,9 @@ class PhonePartitionRouter(PartitionRouter):
         return {}
 
 
+def _no_source(names: Iterable[str]) -> AirbyteTracedException:
+    return AirbyteTracedException(
+        message=f"Phone discovery could not read any of its sources ({', '.join(names)}): list the "
+        "phone numbers to sync in Phone Numbers (phone_numbers).",
+        failure_type=FailureType.config_error,
+    )

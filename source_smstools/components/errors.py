@@ -40,6 +40,11 @@ class SourceUnreadable(UnreadableAnswer):
     of a shape we cannot understand): discovery goes on without it."""
 
 
+def missed_phones(source: str, reason: str) -> str:
+    """The one warning for a phone source that discovery goes on without."""
+    return f"Phone discovery: {source} cannot be read, so phones that only {source} lists are missed this sync ({reason})"
+
+
 # -- endpoints an account may not use ---------------------------------------------------------
 
 
