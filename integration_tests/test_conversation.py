@@ -404,3 +404,20 @@ def test_a_killed_sync_resumes_from_its_last_state_without_losing_messages(emula
     for p in (a, b, c):
         expected.update(expected_records(emulator, p))
     assert union == expected
+
+
+def test_keys_the_spec_does_not_know_change_nothing(emulator):
+    # the test knobs of 0.1.0 (backoff, read timeout, phone limit) included: the config never sets them
+    unknown = {"backoff_factor": 0.01, "read_timeout_seconds": 0.001, "max_phones_with_own_state": 1, "foo": {"bar": 1}}
+    outcomes = []
+    for extra in ({}, unknown):
+        emulator.clear_requests()
+        emulator.set_faults(rate=1.0, kinds=("503",), count=1)  # one retry: its wait shows the backoff
+        out = cli.call("read", cli.config(emulator, page_size=1000, **extra), cli.catalog(), None, timings={})
+        requests = [(r["path"], r["page"], r["status"]) for r in emulator.requests]
+        outcomes.append((out.returncode, sorted(r["id"] for r in out.records), out.last_state, requests, out.waits))
+    emulator.set_faults()
+    assert outcomes[0][0] == 0 and len(outcomes[0][1]) == 2500 + 1900 + 40
+    assert outcomes[0][4] == [11]  # the manifest's backoff, 5 × 2 s for the first retry, plus the CDK's own second
+    assert outcomes[1][:3] == outcomes[0][:3] and outcomes[1][4] == outcomes[0][4]
+    assert sorted(outcomes[1][3], key=repr) == sorted(outcomes[0][3], key=repr)
