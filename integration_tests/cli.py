@@ -122,6 +122,15 @@ class Output:
         return self.of_type("CONNECTION_STATUS")[-1]["connectionStatus"]
 
 
+def records_by_phone(out: Output) -> dict[str, set[int]]:
+    """phone -> the unixDatetime of each record (a set: a record read twice would show in len)."""
+    result: dict[str, set[int]] = {}
+    for record in out.records:
+        result.setdefault(record["phone"], set()).add(record["unixDatetime"])
+    assert sum(map(len, result.values())) == len(out.records), "a record came twice"
+    return result
+
+
 def parse(stdout: str) -> list[dict[str, Any]]:
     messages = []
     # "\n" only, as Airbyte reads them: splitlines() also cuts at U+2028, U+0085 and other

@@ -58,14 +58,6 @@ def pages(entries: list) -> int:
     return max(1, math.ceil(len(entries) / PAGE))
 
 
-def records_by_phone(out: cli.Output) -> dict[str, set[int]]:
-    result: dict[str, set[int]] = {}
-    for record in out.records:
-        result.setdefault(record["phone"], set()).add(record["unixDatetime"])
-    assert sum(map(len, result.values())) == len(out.records), "a record came twice"
-    return result
-
-
 def stream_state(out: cli.Output) -> dict:
     return out.last_state[0]["stream"]["stream_state"]
 
@@ -104,7 +96,7 @@ def infos(out: cli.Output, start: str) -> list[str]:
 def test_the_first_sync_reads_every_phone_and_the_next_with_nothing_new_reads_no_conversation(account):
     config = discovering(account)
     first = sync(account, config)
-    assert records_by_phone(first) == {d: {m["unixDatetime"] for m in account.conversation(d)} for d in DIGITS}
+    assert cli.records_by_phone(first) == {d: {m["unixDatetime"] for m in account.conversation(d)} for d in DIGITS}
     # the sources read whole once, after the phones (all new) were handed out
     assert source_requests(account) == {
         "/v1/contact": pages(account.contacts()),
@@ -144,7 +136,7 @@ def test_a_changed_phone_costs_its_own_requests_only(account):
     added_b = new_messages(account, b, "outbound", "outbound")  # in the message log only
     second = sync(account, config, first.last_state, at=NOW + 60)
     # the new messages, and each phone's message at its cursor (the inclusive cursor)
-    assert records_by_phone(second) == {
+    assert cli.records_by_phone(second) == {
         a.lstrip("+"): {before[a]} | {m["unixDatetime"] for m in added_a},
         b.lstrip("+"): {before[b]} | {m["unixDatetime"] for m in added_b},
     }
@@ -172,7 +164,7 @@ def test_the_sweep_reads_each_phone_once_a_week_a_few_each_day_and_finds_what_th
         state = out.last_state
         read = conversation_requests(account)
         read_per_day.append(read)
-        got = records_by_phone(out)
+        got = cli.records_by_phone(out)
         if hidden_phone.lstrip("+") in got:
             assert found is None
             found = day
@@ -225,7 +217,7 @@ def test_a_phone_found_only_in_the_inbox_gets_its_whole_history(account):
     account.set_conversation(newcomer, history)  # not in the contacts, never written to
     second = sync(account, config, first.last_state, at=NOW + 60)
     start = 1_748_736_000  # 2025-06-01
-    assert records_by_phone(second) == {"32470123456": {m["unixDatetime"] for m in history if m["unixDatetime"] >= start}}
+    assert cli.records_by_phone(second) == {"32470123456": {m["unixDatetime"] for m in history if m["unixDatetime"] >= start}}
     assert conversation_requests(account) == {"32470123456": pages(history)}  # and no other phone
     assert cursors(second)["32470123456"] == newest(account, newcomer)
 
@@ -238,7 +230,7 @@ def test_a_state_from_the_version_before_is_read_and_its_first_sync_reads_every_
     config = discovering(account)
     first = sync(account, config, before.last_state, at=NOW + 60)
     # no sweep done before: every known phone is read, from its own cursor (one message each)
-    assert records_by_phone(first) == {d: {c} for d, c in cursors(before).items()}
+    assert cli.records_by_phone(first) == {d: {c} for d, c in cursors(before).items()}
     assert conversation_requests(account) == {d: 1 for d in DIGITS}
     assert cursors(first) == cursors(before)
     assert stream_state(first)["parent_state"]["changes"]["at"] == NOW + 60
@@ -255,7 +247,7 @@ def test_an_unreadable_inbox_falls_back_to_every_phone_with_one_warning(account,
     new_messages(account, changed, "outbound")
     second = sync(account, config, first.last_state, at=NOW + 60)
     assert conversation_requests(account) == {d: 1 for d in DIGITS}
-    assert set(records_by_phone(second)) == set(DIGITS)
+    assert set(cli.records_by_phone(second)) == set(DIGITS)
     fallback = [w for w in warnings(second) if w.startswith("Change detection is off")]
     assert len(fallback) == 1, warnings(second)
     assert fallback[0].startswith("Change detection is off for this sync: the inbox could not be read (")
@@ -300,19 +292,19 @@ def test_listed_phones_are_read_when_they_changed_and_every_sync_without_change_
     listed = PHONES[:3]
     config = cli.config(account, phone_numbers=listed, page_size=PAGE)
     first = sync(account, config)
-    assert set(records_by_phone(first)) == set(listed)  # as typed, with their +
+    assert set(cli.records_by_phone(first)) == set(listed)  # as typed, with their +
     added = new_messages(account, listed[1], "inbound")
     new_messages(account, PHONES[10], "inbound")  # not listed: not read
     second = sync(account, config, first.last_state, at=NOW + 60)
     assert conversation_requests(account) == {listed[1].lstrip("+"): 1}
-    assert records_by_phone(second) == {listed[1]: {cursors(first)[listed[1]], added[0]["unixDatetime"]}}
+    assert cli.records_by_phone(second) == {listed[1]: {cursors(first)[listed[1]], added[0]["unixDatetime"]}}
     assert source_requests(account) == {"/v1/message/inbox": 1, "/v1/message/logging": 1}
 
     for off in ({"change_detection": False}, {"full_sweep_days": 0}):
         every = sync(account, {**config, **off}, second.last_state, at=NOW + 120)
         assert conversation_requests(account) == {p.lstrip("+"): 1 for p in listed}, off
         assert source_requests(account) == {}, off
-        assert records_by_phone(every) == {p: {c} for p, c in cursors(second).items()}, off
+        assert cli.records_by_phone(every) == {p: {c} for p, c in cursors(second).items()}, off
 
 
 def test_the_command_keeps_change_detection_in_one_state_message_per_sync(account):
@@ -352,7 +344,7 @@ def test_a_message_scheduled_in_the_future_neither_hides_the_replies_before_it_n
     messages[0] = {**messages[0], "unixDatetime": NOW + 90}  # a reply, between the syncs
     account.set_conversation(other, messages)
     third = sync(account, config, second.last_state, at=NOW + 120)
-    assert records_by_phone(third) == {other.lstrip("+"): {cursors(second)[other.lstrip("+")], NOW + 90}}
+    assert cli.records_by_phone(third) == {other.lstrip("+"): {cursors(second)[other.lstrip("+")], NOW + 90}}
     assert conversation_requests(account) == {other.lstrip("+"): 1}
 
 
@@ -372,4 +364,4 @@ def test_a_sync_that_fails_keeps_the_last_positions_so_the_next_one_reads_the_sa
     assert kept[0]["stream"]["stream_state"]["parent_state"] == stream_state(first)["parent_state"]
     account.set_faults()
     again = sync(account, config, kept, at=NOW + 120)
-    assert records_by_phone(again) == {changed.lstrip("+"): {cursors(first)[changed.lstrip("+")], added[0]["unixDatetime"]}}
+    assert cli.records_by_phone(again) == {changed.lstrip("+"): {cursors(first)[changed.lstrip("+")], added[0]["unixDatetime"]}}

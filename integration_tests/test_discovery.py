@@ -69,15 +69,6 @@ def read(emulator: Emulator, config: dict, state=None, in_process: bool = True) 
     return out
 
 
-def records_by_phone(out: cli.Output) -> dict[str, set[int]]:
-    """phone -> the unixDatetime of each record (a set: a record read twice would show in len)."""
-    result: dict[str, set[int]] = {}
-    for record in out.records:
-        result.setdefault(record["phone"], set()).add(record["unixDatetime"])
-    assert sum(map(len, result.values())) == len(out.records), "a record came twice"
-    return result
-
-
 def every_message(emulator: Emulator, phone: str, since: int = 0) -> set[int]:
     return {m["unixDatetime"] for m in emulator.conversation(phone) if m["unixDatetime"] >= since}
 
@@ -103,7 +94,7 @@ def newest(emulator: Emulator, phone: str) -> int:
 def test_every_phone_of_contacts_inbox_and_log_is_read_once_in_one_form(account):
     out = read(account, discovering(account))
     # every number in one form (digits with country code), whatever its spelling in each source
-    assert records_by_phone(out) == {NORMAL[p]: every_message(account, p) for p in (A, B, C, D)}
+    assert cli.records_by_phone(out) == {NORMAL[p]: every_message(account, p) for p in (A, B, C, D)}
     # A is in the contacts twice, in the inbox and in the log: its conversation is read once
     assert conversation_requests(account) == {NORMAL[p]: math.ceil(SIZES[p] / 2000) for p in (A, B, C, D)}
     # each source read whole, once, page by page
@@ -127,20 +118,20 @@ def test_the_sources_option_chooses_where_phones_are_found(account):
     for sources, phones in cases.items():
         account.clear_requests()
         out = read(account, discovering(account, phone_sources=list(sources)))
-        assert set(records_by_phone(out)) == {NORMAL[p] for p in phones}, sources
+        assert set(cli.records_by_phone(out)) == {NORMAL[p] for p in phones}, sources
         paths = {"contacts": "/v1/contact", "inbox": "/v1/message/inbox", "message_log": "/v1/message/logging"}
         assert set(source_requests(account)) == {paths[s] for s in sources}, sources
 
 
 def test_an_empty_list_of_phone_numbers_discovers_too(account):
     out = read(account, cli.config(account, phone_numbers=[]))  # change detection on: the first sync reads every phone
-    assert set(records_by_phone(out)) == set(NORMAL.values())
+    assert set(cli.records_by_phone(out)) == set(NORMAL.values())
 
 
 def test_listed_phone_numbers_are_read_as_given_without_discovery(account):
     config = cli.config(account, phone_numbers=[C, "+393331000001"], phone_sources=["contacts"], change_detection=False)
     out = read(account, config)
-    assert records_by_phone(out) == {C: every_message(account, C), "+393331000001": every_message(account, B)}
+    assert cli.records_by_phone(out) == {C: every_message(account, C), "+393331000001": every_message(account, B)}
     assert source_requests(account) == {}
 
 
@@ -148,7 +139,7 @@ def test_a_contact_added_between_syncs_gets_its_whole_history_and_the_others_go_
     start = 1_740_000_000  # 2025-02-19: nothing older is synced
     config = discovering(account, start_date="2025-02-19T21:20:00Z")
     first = read(account, config)
-    assert records_by_phone(first) == {NORMAL[p]: every_message(account, p, start) for p in (A, B, C, D)}
+    assert cli.records_by_phone(first) == {NORMAL[p]: every_message(account, p, start) for p in (A, B, C, D)}
 
     # between the syncs: a new customer, saved with a spaced national trunk zero, with a long
     # history; new messages for A
@@ -160,7 +151,7 @@ def test_a_contact_added_between_syncs_gets_its_whole_history_and_the_others_go_
     account.clear_requests()
 
     second = read(account, config, first.last_state)
-    got = records_by_phone(second)
+    got = cli.records_by_phone(second)
     # the new phone: every message since start_date, though older than every other cursor
     assert got["442079460958"] == every_message(account, e, start)
     assert min(got["442079460958"]) < min(cursors(first).values())
@@ -178,7 +169,7 @@ def test_a_contact_added_between_syncs_gets_its_whole_history_and_the_others_go_
 def test_a_forbidden_source_is_skipped_with_a_warning_and_the_others_still_count(account):
     account.forbid("/v1/contact", "403")
     out = read(account, discovering(account))
-    assert set(records_by_phone(out)) == {NORMAL[p] for p in (A, B, C, D)}  # all in inbox or log
+    assert set(cli.records_by_phone(out)) == {NORMAL[p] for p in (A, B, C, D)}  # all in inbox or log
     warnings = [m["log"]["message"] for m in out.of_type("LOG") if m["log"]["level"] == "WARN"]
     assert any("does not let this account read /v1/contact" in w for w in warnings), warnings
 
@@ -203,6 +194,6 @@ def test_past_the_per_phone_limit_one_cursor_for_all_is_kept_and_warned_about(ac
     warnings = [m["log"]["message"] for m in second.of_type("LOG") if m["log"]["level"] == "WARN"]
     assert any("one cursor for all phones" in w for w in warnings), warnings
     since = int(state["state"]["unixDatetime"]) - state["lookback_window"]
-    assert records_by_phone(second) == {
+    assert cli.records_by_phone(second) == {
         NORMAL[p]: every_message(account, p, since) for p in (A, B, C, D) if every_message(account, p, since)
     }

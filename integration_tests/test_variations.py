@@ -179,11 +179,13 @@ def test_a_conversation_page_of_an_unexpected_shape_fails_that_phone_in_one_requ
     assert got == {"+" + p: len(varied.conversation(p)) for p in varied.phones() if p != phone}
 
 
-def test_discovery_skips_a_source_it_cannot_read_with_one_warning(varied):
+# with change detection (the default) and without it, discovery reads its sources by two paths
+@pytest.mark.parametrize("detection", [True, False])
+def test_discovery_skips_a_source_it_cannot_read_with_one_warning(varied, detection):
     original = varied.contacts
     varied.contacts = lambda: "not a list"  # served as {"total": 10, ..., "contacts": "not a list"}
     try:
-        out = read(varied, discovering(varied), cli.catalog("incremental"))
+        out = read(varied, {**discovering(varied), "change_detection": detection}, cli.catalog("incremental"))
     finally:
         varied.contacts = original
     assert out.returncode == 0 and not out.errors, out.errors
@@ -199,11 +201,12 @@ def test_discovery_skips_a_source_it_cannot_read_with_one_warning(varied):
     ], warnings(out)
 
 
-def test_discovery_fails_only_when_no_source_can_be_read(varied):
+@pytest.mark.parametrize("detection", [True, False])
+def test_discovery_fails_only_when_no_source_can_be_read(varied, detection):
     for path in ("/v1/contact", "/v1/message/inbox", "/v1/message/logging"):
         varied.forbid(path, "403")
     try:
-        out = read(varied, discovering(varied), cli.catalog("incremental"))
+        out = read(varied, {**discovering(varied), "change_detection": detection}, cli.catalog("incremental"))
     finally:
         for path in ("/v1/contact", "/v1/message/inbox", "/v1/message/logging"):
             varied.forbid(path, None)
