@@ -2,6 +2,7 @@
 the early stop of a source read, and the state migration keeping the sources' positions."""
 
 import json
+import time
 from collections import Counter
 
 import pytest
@@ -121,3 +122,78 @@ def test_the_state_migration_keeps_the_sources_positions():
     assert PerPhoneState().migrate(state) == {
         "use_global_cursor": False, "states": state["states"], "parent_state": position,
     }
+
+
+def oldest_first(pages):
+    """Page 1 as the CDK's paging reads it, and a fetch of any page by number that records the pages asked for."""
+    asked = []
+
+    def fetch(number):
+        asked.append(number)
+        extractor = SourceEntries(config={}, parameters={"records_key": "messages"})
+        return extractor.extract_records(page(pages[number - 1], page=number, total=sum(map(len, pages))))
+
+    return Stream(pages), fetch, asked  # served lazily: a page past page 1 served counts in `served`
+
+
+def rising(n):
+    """n entries oldest first, one an hour from 2025-06-01 00:00 (IDs 1..n)."""
+    return [entry(i, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_748_736_000 + 3600 * (i - 1)))) for i in range(1, n + 1)]
+
+
+def test_an_oldest_first_source_is_read_from_its_last_page_back_to_the_page_that_passes_the_stop():
+    entries = rising(10)  # pages of 2: [1 2] [3 4] [5 6] [7 8] [9 10]
+    pages = [entries[i : i + 2] for i in range(0, 10, 2)]
+    stop = parse_date(entries[6]["date"])  # entry 7's date: 7 and after were not seen
+    stream, fetch, asked = oldest_first(pages)
+    read = read_source(stream, stop, "sender", normalize_phone, 2, fetch)
+    # page 1, then the last and the one before it, whose oldest entry (7) is at the stop: one more (6 < stop)
+    assert stream.served == 1 and asked == [5, 4, 3]
+    assert [i for _, _, i in read.entries] == ["1", "2", "9", "10", "7", "8", "5", "6"]
+    assert read.ordered and read.oldest_first and not read.whole and (read.pages, read.total_pages) == (4, 5)
+    # stop inside the last page: 1 + 1 requests
+    stream, fetch, asked = oldest_first(pages)
+    read = read_source(stream, parse_date(entries[9]["date"]), "sender", normalize_phone, 2, fetch)
+    assert asked == [5] and not read.whole and read.pages == 2
+    # back to page 2 without passing the stop: every page once, read whole
+    stream, fetch, asked = oldest_first(pages)
+    read = read_source(stream, parse_date(entries[1]["date"]), "sender", normalize_phone, 2, fetch)
+    assert asked == [5, 4, 3, 2] and read.whole and read.ordered and read.pages == 5
+
+
+def broken(pages, how):
+    pages = [list(p) for p in pages]
+    if how == "within a page":
+        pages[3].reverse()
+    else:  # the last two pages swapped: each oldest first, but they do not join up
+        pages[3], pages[4] = pages[4], pages[3]
+    return pages
+
+
+@pytest.mark.parametrize("how", ["within a page", "between pages"])
+def test_an_oldest_first_source_that_breaks_its_order_on_a_later_page_is_read_whole_each_page_once(how):
+    entries = rising(10)
+    pages = broken([entries[i : i + 2] for i in range(0, 10, 2)], how)
+    stream, fetch, asked = oldest_first(pages)
+    # entry 7's date: the last page's oldest entry is not older, page 4 is asked for (a break on a
+    # page not read cannot be seen: as with a newest-first source, the sweep covers it)
+    read = read_source(stream, parse_date(entries[6]["date"]), "sender", normalize_phone, 2, fetch)
+    # the last page, page 4 (out of order), then the pages not read yet: never more than reading it whole
+    assert stream.served == 1 and asked == [5, 4, 2, 3]
+    assert sorted(int(i) for _, _, i in read.entries) == list(range(1, 11))
+    assert read.whole and not read.ordered and read.oldest_first and read.pages == 5
+
+
+def test_an_oldest_first_source_of_one_page_no_position_or_no_fetch_is_read_as_before():
+    entries = rising(6)
+    pages = [entries[i : i + 2] for i in range(0, 6, 2)]
+    stop = parse_date(entries[5]["date"])
+    # one page: nothing more to ask for
+    stream, fetch, asked = oldest_first([entries[:2]])
+    read = read_source(stream, parse_date(entries[1]["date"]), "sender", normalize_phone, 2, fetch)
+    assert asked == [] and read.whole and read.pages == 1 and not read.oldest_first
+    # no position (a first sync), or no way to ask for a page: paged through, whole
+    for position, given in ((None, True), (stop, False)):
+        stream, fetch, asked = oldest_first(pages)
+        read = read_source(stream, position, "sender", normalize_phone, 2, fetch if given else None)
+        assert asked == [] and stream.served == 3 and read.whole and not read.ordered and not read.oldest_first

@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from dataclasses import InitVar, dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, MutableMapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional
 
 import requests
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
@@ -132,44 +132,114 @@ class SourceRead:
     pages: int = 0
     total_pages: Optional[int] = None
     whole: bool = True  # read to its end (no early stop)
-    ordered: bool = True  # newest first on every page read
+    ordered: bool = True  # in the order it was read by on every page read
     undated: int = 0
+    oldest_first: bool = False  # page 1 oldest first: read from its last page back
 
 
-def read_source(stream: Any, stop: Optional[int], phone_field: str, normalize: Any, page_size: int) -> SourceRead:
+Fetch = Callable[[int], Iterable[Mapping[str, Any]]]  # page number -> its records (SourceEntries')
+
+
+def read_source(
+    stream: Any, stop: Optional[int], phone_field: str, normalize: Any, page_size: int, fetch: Optional[Fetch] = None
+) -> SourceRead:
     """Reads `stream` (the CDK's parent stream) newest first down to `stop`, then to the end of
-    that page; a source whose order is not newest first on the pages read is read whole."""
+    that page; a source whose order is not newest first on the pages read is read whole. When
+    page 1 is oldest first and `fetch` can ask for any page, the rest is read from the last page
+    back (_read_back)."""
     read = SourceRead()
     previous: Optional[int] = None
     past_stop = False
     for record in _records(stream):
         data = record.data if hasattr(record, "data") else record
-        if UNREADABLE in data:
-            raise Unreadable(data[UNREADABLE])
-        end = data.get(PAGE_END)
-        if isinstance(end, Mapping):
-            read.pages += 1
-            total = end.get("total")
-            if isinstance(total, int) and not isinstance(total, bool):
-                read.total_pages = max(-(-total // page_size), 1)
-        if len(data) == 1 and end is not None:
-            continue  # an empty page
-        date = parse_date(data.get("date"))
-        if date is None:
-            read.undated += 1
-            read.ordered = False  # an entry without a date we can read: its order cannot be checked
-        elif previous is not None and date > previous:
-            read.ordered = False
-        previous = date if date is not None else previous
-        read.entries.append((normalize(data.get(phone_field)), date, str(data.get("ID"))))
-        if stop is not None and date is not None and date < stop:
-            past_stop = True
-        if isinstance(end, Mapping) and past_stop and read.ordered:
+        end = _take(read, data, phone_field, normalize, page_size)
+        if not (len(data) == 1 and end is not None):  # not an empty page
+            date = read.entries[-1][1]
+            if date is None:
+                read.ordered = False  # an entry without a date we can read: its order cannot be checked
+            elif previous is not None and date > previous:
+                read.ordered = False
+            previous = date if date is not None else previous
+            if stop is not None and date is not None and date < stop:
+                past_stop = True
+        if not isinstance(end, Mapping):
+            continue
+        if read.pages == 1 and fetch is not None and stop is not None and (read.total_pages or 1) > 1 and _rising(read):
+            return _read_back(read, stop, fetch, phone_field, normalize, page_size)
+        if past_stop and read.ordered:
             read.whole = read.total_pages is not None and read.pages >= read.total_pages
             break
     if read.pages == 0:
         raise Unreadable("no page came back: the account may not use this endpoint")
     return read
+
+
+def _take(read: SourceRead, data: Mapping[str, Any], phone_field: str, normalize: Any, page_size: int) -> Any:
+    """Adds a record of a source to `read`; returns its PAGE_END (None when not the last of its page)."""
+    if UNREADABLE in data:
+        raise Unreadable(data[UNREADABLE])
+    end = data.get(PAGE_END)
+    if isinstance(end, Mapping):
+        read.pages += 1
+        total = end.get("total")
+        if isinstance(total, int) and not isinstance(total, bool):
+            read.total_pages = max(-(-total // page_size), 1)
+    if len(data) == 1 and end is not None:
+        return end  # an empty page
+    date = parse_date(data.get("date"))
+    read.undated += date is None
+    read.entries.append((normalize(data.get(phone_field)), date, str(data.get("ID"))))
+    return end
+
+
+def _rising(read: SourceRead) -> bool:
+    """Whether the entries read (page 1) are oldest first: dated, and rising (all at one date is newest first too)."""
+    dates = [d for _, d, _ in read.entries]
+    return bool(dates) and None not in dates and dates == sorted(dates) and dates[0] != dates[-1]  # type: ignore[type-var]
+
+
+def _read_back(read: SourceRead, stop: int, fetch: Fetch, phone_field: str, normalize: Any, page_size: int) -> SourceRead:
+    """Page 1 being oldest first, the newest entries are on the last pages (by page 1's `total`):
+    reads the last page, then the ones before it, down to the first page with an entry older than
+    `stop`. The pages skipped between it and page 1 hold older entries, seen by the last sync. Each
+    page read is checked: oldest first, and joining up with page 1 and with the page after it; at
+    the first that is not, the pages not read yet are read whole, so that the order assumed never
+    decides what is skipped, and no page is asked for twice: never more requests than reading it whole."""
+    read.oldest_first, read.ordered = True, True
+    last = read.total_pages or 1
+    floor = read.entries[-1][1]  # page 1's newest: every later page's entries are at or after it
+    ceiling: Optional[int] = None  # the oldest entry of the page after this one
+    for number in range(last, 1, -1):
+        start = len(read.entries)
+        for data in fetch(number):
+            _take(read, data, phone_field, normalize, page_size)
+        dates = [d for _, d, _ in read.entries[start:]]
+        joined = bool(dates) and None not in dates and dates == sorted(dates) and dates[0] >= floor  # type: ignore[operator,type-var]
+        if not joined or (ceiling is not None and dates[-1] > ceiling):  # type: ignore[operator]
+            read.ordered = False
+            for rest in range(2, number):
+                for data in fetch(rest):
+                    _take(read, data, phone_field, normalize, page_size)
+            return read
+        if dates[0] < stop:  # type: ignore[operator]
+            read.whole = number == 2
+            return read
+        ceiling = dates[0]
+    return read
+
+
+def page_reader(requester: Any, config: Config, page_size: int, records_key: str = "messages") -> Fetch:
+    """Asks a source (`requester`: its HttpRequester, with its error handler) for a page by its
+    number; its records as the stream's extractor gives them."""
+    extractor = SourceEntries(config=config, parameters={"records_key": records_key})
+
+    def fetch(number: int) -> Iterable[Mapping[str, Any]]:
+        response = requester.send_request(request_params={"page": number, "limit": page_size})
+        if response is None:
+            raise Unreadable(f"no answer for page {number}")
+        return extractor.extract_records(response)
+
+    return fetch
 
 
 def _records(stream: Any) -> Iterator[Any]:
@@ -204,12 +274,13 @@ class ChangeDetection:
 
     def phones(
         self, sources: Mapping[str, Any], found: Iterable[str], listed: Optional[list[str]], normalize: Any,
-        discover_from: Iterable[str] = (),
+        discover_from: Iterable[str] = (), fetchers: Optional[Mapping[str, Fetch]] = None,
     ) -> Iterator[str]:
         """The phones to read. `sources`: name -> parent stream, for the inbox and the log (both
         are read for changes); `found`: phones found in the contacts; `listed`: the configured
         phones (None: discovery, where a phone unknown so far is new when found in the contacts
-        or in `discover_from`'s sources). New phones come first, before the sources are read: a
+        or in `discover_from`'s sources); `fetchers`: name -> its page_reader, to read an oldest-first
+        source from its last pages. New phones come first, before the sources are read: a
         `check`, which reads one page, reads no source."""
         previous = self.previous or {}
         yielded: set[str] = set()
@@ -239,7 +310,8 @@ class ChangeDetection:
             window = self.lookback if name == "message_log" else 0
             stop = newest - window if newest is not None else None
             try:
-                read = read_source(stream, stop, WATCHED[name], normalize, self.page_size)
+                fetch = (fetchers or {}).get(name)
+                read = read_source(stream, stop, WATCHED[name], normalize, self.page_size, fetch)
             except Exception as error:  # forbidden, or an answer we cannot understand
                 self.unreadable.append(name)
                 if name in discover_from:
@@ -274,13 +346,19 @@ class ChangeDetection:
                     changed.add(phone)
             state[name] = _position(read, position, self.at)
             if not read.ordered:
-                how = "whole: its entries are not newest first" + (
+                how = "whole: its entries are not " + (
+                    "oldest first on every page, as page 1 showed" if read.oldest_first else "newest first"
+                ) + (
                     f" ({read.undated} without a readable date)" if read.undated else ""
                 )
+            elif read.whole and read.oldest_first:
+                how = "whole (oldest first: page 1, then from the last page back to page 2)"
             elif read.whole:
                 how = "whole" if newest is None else "whole (it reached the last sync's entries on its last page)"
             else:
-                how = f"{read.pages} of {read.total_pages or '?'} page(s), down to the last sync's entries"
+                how = f"{read.pages} of {read.total_pages or '?'} page(s), down to the last sync's entries" + (
+                    " (oldest first: page 1, then from the last page back)" if read.oldest_first else ""
+                )
             notes.append(f"{name.replace('_', ' ')} read {how}")
 
         if listed is None:

@@ -64,6 +64,7 @@ class PhonePartitionRouter(PartitionRouter):
     config: Config
     parameters: InitVar[Mapping[str, Any]]
     discovery: Optional[SubstreamPartitionRouter] = None
+    page_requesters: Optional[list] = None  # the inbox's and the log's HttpRequester (changes.page_reader)
     _changes = None  # this sync's change detection, when on
     _parent_state = None  # its positions for the next sync, once every phone is yielded
 
@@ -130,7 +131,8 @@ class PhonePartitionRouter(PartitionRouter):
                 logger.warning(missed_phones("contacts", error.message))
         sources = {name: parents[name].stream for name in changes.WATCHED if name in parents}
         handed_out = 0
-        for phone in detection.phones(sources, found, listed or None, normalize_phone, chosen):
+        fetchers = {r.name: changes.page_reader(r, self.config, detection.page_size) for r in self.page_requesters or []}
+        for phone in detection.phones(sources, found, listed or None, normalize_phone, chosen, fetchers):
             handed_out += 1
             yield StreamSlice(partition={"phone": phone}, cursor_slice={})
         unreadable = set(detection.unreadable) | ({"contacts"} if contacts_unreadable else set())
