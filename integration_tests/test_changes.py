@@ -269,10 +269,9 @@ def test_an_unreadable_inbox_falls_back_to_every_phone_with_one_warning(account,
     assert third.records == [] and conversation_requests(account) == {}
 
 
-@pytest.mark.parametrize("order", ["oldest_first", "shuffled"])
-def test_lists_not_newest_first_are_read_whole_and_still_tell_what_changed(account, order):
+def test_lists_not_in_any_order_are_read_whole_and_still_tell_what_changed(account):
     config = discovering(account)
-    account.list_order = order
+    account.list_order = "shuffled"
     first = sync(account, config)
     changed = PHONES[5]
     new_messages(account, changed, "inbound", "outbound")
@@ -286,6 +285,56 @@ def test_lists_not_newest_first_are_read_whole_and_still_tell_what_changed(accou
     }
     [summary] = infos(second, "Change detection:")
     assert "inbox read whole: its entries are not newest first" in summary
+
+
+def source_pages(emulator: Emulator, path: str) -> list[int]:
+    """The pages of `path` asked for, in order."""
+    return [r["page"] for r in emulator.requests if r["path"] == path]
+
+
+def test_oldest_first_lists_are_read_from_their_last_pages_back_to_the_last_sync(account):
+    config = cli.config(account, phone_numbers=None, page_size=8)
+    account.list_order = "oldest_first"
+    first = sync(account, config)
+    assert (len(account.inbox()), len(account.message_log())) == (37, 83)  # 5 and 11 pages of 8
+    # the first sync, with no position yet, pages through them whole
+    assert source_pages(account, "/v1/message/inbox") == [1, 2, 3, 4, 5]
+    a, b = PHONES[4], PHONES[11]
+    before = {p: newest(account, p) for p in (a, b)}
+    added_a = new_messages(account, a, "inbound", "outbound")
+    added_b = []
+    for _ in range(5):  # with a's, 11 entries more in the log: 94, the 11 newest on pages 11 and 12
+        added_b += new_messages(account, b, "outbound", "outbound")
+    second = sync(account, config, first.last_state, at=NOW + 60)
+    assert cli.records_by_phone(second) == {
+        a.lstrip("+"): {before[a]} | {m["unixDatetime"] for m in added_a},
+        b.lstrip("+"): {before[b]} | {m["unixDatetime"] for m in added_b},
+    }
+    # b: 11 messages from its cursor, 2 pages of 8
+    assert conversation_requests(account) == {a.lstrip("+"): 1, b.lstrip("+"): 2}
+    # page 1 (oldest first), then back from the last page to the one holding the last sync's newest entry:
+    # the inbox (38: the last sync's newest, 37th, and the new one on page 5), the log (94: the last
+    # sync's newest, 83rd, on page 11)
+    assert source_pages(account, "/v1/message/inbox") == [1, 5]
+    assert source_pages(account, "/v1/message/logging") == [1, 12, 11]
+    assert source_pages(account, "/v1/contact") == [1, 2, 3]
+    # the positions move as with lists newest first: the newest entry of each
+    inbox, log = account.inbox()[0], account.message_log()[0]
+    assert stream_state(second)["parent_state"]["changes"] == {
+        "at": NOW + 60,
+        "inbox": {"newest": changes.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
+        "message_log": {"newest": changes.parse_date(log["date"]), "ids": [str(log["ID"])]},
+    }
+    assert infos(second, "Change detection:") == [
+        "Change detection: 2 of 20 phones read: 0 new, 2 with new entries in the inbox or the message log, "
+        "0 due for the 7-day sweep; inbox read 2 of 5 page(s), down to the last sync's entries (oldest first: "
+        "page 1, then from the last page back); message log read 3 of 12 page(s), down to the last sync's "
+        "entries (oldest first: page 1, then from the last page back)."
+    ]
+    # and the sync after it: page 1 and the last page of each, no conversation
+    third = sync(account, config, second.last_state, at=NOW + 120)
+    assert third.records == [] and conversation_requests(account) == {}
+    assert source_pages(account, "/v1/message/inbox") == [1, 5] and source_pages(account, "/v1/message/logging") == [1, 12]
 
 
 def test_listed_phones_are_read_when_they_changed_and_every_sync_without_change_detection(account):

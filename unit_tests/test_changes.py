@@ -197,3 +197,25 @@ def test_an_oldest_first_source_of_one_page_no_position_or_no_fetch_is_read_as_b
         stream, fetch, asked = oldest_first(pages)
         read = read_source(stream, position, "sender", normalize_phone, 2, fetch if given else None)
         assert asked == [] and stream.served == 3 and read.whole and not read.ordered and not read.oldest_first
+
+
+def test_a_page_asked_for_by_number_goes_through_the_requester_and_is_read_as_the_stream_reads_it():
+    class Requester:
+        def __init__(self, answer):
+            self.answer, self.asked = answer, []
+
+        def send_request(self, **kwargs):
+            self.asked.append(kwargs)
+            return self.answer
+
+    a = entry(1, "2025-06-05 10:00:00")
+    requester = Requester(page([a], page=4, total=7))
+    fetch = changes.page_reader(requester, {}, 2)
+    assert list(fetch(4)) == [{**a, PAGE_END: {"page": 4, "total": 7}}]
+    assert requester.asked == [{"request_params": {"page": 4, "limit": 2}}]
+    # an error body the error handler let through: unreadable, not an empty page
+    [unreadable] = changes.page_reader(Requester(page(None)), {}, 2)(4)
+    assert unreadable == {UNREADABLE: "HTTP 200, error 110 instead of a list under 'messages'"}
+    # met reading an oldest-first source back: the source is unreadable
+    with pytest.raises(changes.Unreadable):
+        read_source(Stream([rising(2), rising(2)]), 0, "sender", normalize_phone, 2, changes.page_reader(Requester(page(None)), {}, 2))
