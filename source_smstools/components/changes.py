@@ -11,8 +11,12 @@ is read from `start_date`. Nothing per phone is added to the state: the sweep ne
 of the last sync, and the sources their own position (`parent_state.changes`).
 
 The inbox and the log are read newest first down to their position of the last sync (the log,
-the lookback window further), to the end of the page that reaches it, and no further; their order is not documented, so it is checked on every page read, and
-a source not in that order is read whole. A source that cannot be read turns detection off for the
+the lookback window further), to the end of the page that reaches it, and no further. Their order
+is not documented: it is found out on page 1 and checked on every page read. One whose page 1 is
+oldest first is read from its last page (by page 1's `total`, asked for by number through the
+source's own requester and error handler) back to the page that reaches the position; one in
+neither order, or that breaks its order on a page read, has the pages not read yet read whole,
+each once, so that a sync never makes more requests than reading the source whole. A source that cannot be read turns detection off for the
 sync: every known phone is read, with a warning.
 """
 
