@@ -199,7 +199,7 @@ def _take(read: SourceRead, data: Mapping[str, Any], phone_field: str, normalize
 def _rising(read: SourceRead) -> bool:
     """Whether the entries read (page 1) are oldest first: dated, and rising (all at one date is newest first too)."""
     dates = [d for _, d, _ in read.entries]
-    return bool(dates) and None not in dates and dates == sorted(dates) and dates[0] != dates[-1]  # type: ignore[type-var]
+    return bool(dates) and None not in dates and dates == sorted(dates) and dates[0] != dates[-1]
 
 
 def _read_back(read: SourceRead, stop: int, fetch: Fetch, phone_field: str, normalize: Any, page_size: int) -> SourceRead:
@@ -218,14 +218,14 @@ def _read_back(read: SourceRead, stop: int, fetch: Fetch, phone_field: str, norm
         for data in fetch(number):
             _take(read, data, phone_field, normalize, page_size)
         dates = [d for _, d, _ in read.entries[start:]]
-        joined = bool(dates) and None not in dates and dates == sorted(dates) and dates[0] >= floor  # type: ignore[operator,type-var]
-        if not joined or (ceiling is not None and dates[-1] > ceiling):  # type: ignore[operator]
+        joined = bool(dates) and None not in dates and dates == sorted(dates) and dates[0] >= floor
+        if not joined or (ceiling is not None and dates[-1] > ceiling):
             read.ordered = False
             for rest in range(2, number):
                 for data in fetch(rest):
                     _take(read, data, phone_field, normalize, page_size)
             return read
-        if dates[0] < stop:  # type: ignore[operator]
+        if dates[0] < stop:
             read.whole = number == 2
             return read
         ceiling = dates[0]
