@@ -47,7 +47,16 @@ test-pyairbyte: demo-install
 soak: install
 	$(BIN)/python -m pytest -m soak; status=$$?; $(BIN)/python -m integration_tests.reliability.report; exit $$status
 
-bench: install
+# The release before, read side by side with this one in the throughput section: the CPU a change
+# costs is measured in the same run, not against figures of another day.
+BASELINE_REV := 144fefb
+BASELINE := .cache/bench-0.1.0
+$(BASELINE)/.deps:
+	$(PYTHON) -m venv $(BASELINE)
+	$(BASELINE)/bin/pip install -q "git+file://$(CURDIR)@$(BASELINE_REV)"
+	touch $@
+
+bench: install $(BASELINE)/.deps
 	$(BIN)/python bench/bench.py
 
 # PyAirbyte is heavy: it gets a venv of its own, so that `make test` (and CI) stays light.

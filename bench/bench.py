@@ -36,6 +36,8 @@ PYTHON = sys.executable
 CONNECTOR = str(Path(PYTHON).with_name("source-smstools"))
 EMULATOR = str(Path(PYTHON).with_name("smstools-emulator"))
 FLOOR = [PYTHON, str(ROOT / "bench" / "floor.py")]
+# the release before (0.1.0), installed by `make bench`: the throughput section reads with both
+PREVIOUS = ROOT / ".cache" / "bench-0.1.0" / "bin" / "source-smstools"
 BARE = [PYTHON, str(ROOT / "bench" / "bare.py")]
 CLIENT = {"client_id": "emulator-client", "client_secret": "emulator-secret-5f3c9a"}
 PAGE = 2000
@@ -234,6 +236,7 @@ def fmt_runs(values: list[float]) -> str:
 FLOOR_NAME = "floor (bench/floor.py)"
 CONNECTOR_NAME = "connector (source-smstools read, incremental)"
 STRAIGHTFORWARD_NAME = "straightforward manifest, CDK components only (bench/bare.py --straightforward, incremental)"
+PREVIOUS_NAME = "connector 0.1.0, the release before (source-smstools read, incremental)"
 
 
 def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
@@ -250,6 +253,8 @@ def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[lis
             "connector without the cursor (bench/bare.py --fields, full refresh)": files.bare("--fields"),
             "bare manifest: no added fields, no cursor (bench/bare.py, full refresh)": files.bare(),
         }
+        if PREVIOUS.exists():
+            commands[PREVIOUS_NAME] = [str(PREVIOUS), *files.connector()[1:]]
         # An untimed round first: it checks that every command reads every record, and warms up
         # the emulator (it encodes each page once, then serves it from memory).
         for name, argv in commands.items():
@@ -288,6 +293,11 @@ def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[lis
             f"| {name} | {wall:.2f} | {count / wall:,.0f} | **{ratio(name, 'wall'):.2f}** | "
             f"{median(values['read']):.2f} | {ratio(name, 'read'):.2f} | {median(values['cpu']):.2f} | "
             f"{ratio(name, 'cpu'):.2f} | {fmt_runs(values['wall'])} |"
+        )
+    if PREVIOUS_NAME in figures:
+        # this release's CPU over the release before's, the median of the per-round ratios
+        results["cpu over 0.1.0"] = median(
+            [c / p for c, p in zip(figures[CONNECTOR_NAME]["cpu"], figures[PREVIOUS_NAME]["cpu"])]
         )
     lines += [
         "",
@@ -553,6 +563,9 @@ def verdicts(figures: dict[str, dict[str, Any]]) -> list[str]:
         row("throughput ≥ 0.30 of the floor (wall clock)", f"{ratio:.2f}", ratio >= 0.30)
         times = ratio / figures["throughput"][STRAIGHTFORWARD_NAME]
         row("(the same target put as) 3× the straightforward manifest", f"{times:.1f}×", times >= 3)
+        over = figures["throughput"].get("cpu over 0.1.0")
+        if over is not None:
+            row("conversation read's CPU ≤ 1.05× that of 0.1.0 (issue 12)", f"{over:.2f}×", over <= 1.05)
     if "requests" in figures:
         for read in ("full", "incremental"):
             made, least = figures["requests"][read]
