@@ -145,12 +145,16 @@ Fetch = Callable[[int], Iterable[Mapping[str, Any]]]  # page number -> its recor
 
 
 def read_source(
-    stream: Any, stop: Optional[int], phone_field: str, normalize: Any, page_size: int, fetch: Optional[Fetch] = None
+    stream: Any, stop: Optional[int], phone_field: str, normalize: Any, page_size: int, fetch: Optional[Fetch] = None,
+    position_only: bool = False,
 ) -> SourceRead:
     """Reads `stream` (the CDK's parent stream) newest first down to `stop`, then to the end of
     that page; a source whose order is not newest first on the pages read is read whole. When
     page 1 is oldest first and `fetch` can ask for any page, the rest is read from the last page
-    back (_read_back)."""
+    back (_read_back). `position_only` (no position yet, and no phones wanted from it): a page 1
+    newest first is enough, its newest entry is where the next sync stops. Were the later pages
+    not in that order, the position would only be older than it could be: the next sync then reads
+    further back, never less far."""
     read = SourceRead()
     previous: Optional[int] = None
     past_stop = False
@@ -168,6 +172,9 @@ def read_source(
                 past_stop = True
         if not isinstance(end, Mapping):
             continue
+        if position_only and stop is None and read.pages == 1 and read.ordered and read.entries:
+            read.whole = read.total_pages is not None and read.pages >= read.total_pages
+            break
         if read.pages == 1 and fetch is not None and stop is not None and (read.total_pages or 1) > 1 and _rising(read):
             return _read_back(read, stop, fetch, phone_field, normalize, page_size)
         if past_stop and read.ordered:
@@ -315,7 +322,10 @@ class ChangeDetection:
             stop = newest - window if newest is not None else None
             try:
                 fetch = (fetchers or {}).get(name)
-                read = read_source(stream, stop, WATCHED[name], normalize, self.page_size, fetch)
+                # a first read whose phones nobody needs (listed phones: each is read whole anyway)
+                # only sets the position
+                position_only = stop is None and name not in discover_from
+                read = read_source(stream, stop, WATCHED[name], normalize, self.page_size, fetch, position_only)
             except Exception as error:  # forbidden, or an answer we cannot understand
                 self.unreadable.append(name)
                 if name in discover_from:
@@ -359,6 +369,8 @@ class ChangeDetection:
                 how = "whole (oldest first: page 1, then from the last page back to page 2)"
             elif read.whole:
                 how = "whole" if newest is None else "whole (it reached the last sync's entries on its last page)"
+            elif newest is None:
+                how = f"{read.pages} of {read.total_pages or '?'} page(s), for its position (no sync before)"
             else:
                 how = f"{read.pages} of {read.total_pages or '?'} page(s), down to the last sync's entries" + (
                     " (oldest first: page 1, then from the last page back)" if read.oldest_first else ""
