@@ -45,11 +45,31 @@ def missed_phones(source: str, reason: str) -> str:
     return f"Phone discovery: {source} cannot be read, so phones that only {source} lists are missed this sync ({reason})"
 
 
+# -- every answer parsed once, before the manifest's filters ------------------------------------
+
+
+@dataclass
+class ParsingErrorHandler(DefaultErrorHandler):
+    """A DefaultErrorHandler that parses each answer once, into its endpoint's documented shape
+    (`$parameters`: shape, records_key), before its filters read it (pages.body_of)."""
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__post_init__(parameters)
+        self._parameters = dict(parameters or {})
+
+    def interpret_response(
+        self, response_or_exception: Optional[Union[requests.Response, Exception]]
+    ) -> ErrorResolution:
+        if isinstance(response_or_exception, requests.Response):
+            body_of(response_or_exception, self._parameters)
+        return super().interpret_response(response_or_exception)
+
+
 # -- endpoints an account may not use ---------------------------------------------------------
 
 
 @dataclass
-class SkipUnavailableStream(DefaultErrorHandler):
+class SkipUnavailableStream(ParsingErrorHandler):
     """The error handler of the account's streams other than `conversation`.
 
     Its filters mark an endpoint the account may not use (HTTP 403, or an error body the API gives
@@ -65,14 +85,11 @@ class SkipUnavailableStream(DefaultErrorHandler):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
-        self._parameters = dict(parameters or {})
         self._warned = False
 
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
-        if isinstance(response_or_exception, requests.Response):
-            body_of(response_or_exception, self._parameters)  # parsed once, before every filter
         resolution = super().interpret_response(response_or_exception)
         shape = _unexpected_shape(resolution, response_or_exception)
         if self._parameters.get("discovery") and (
@@ -125,7 +142,7 @@ def _page_of(response: Any) -> int:
 
 
 @dataclass
-class ConversationErrorHandler(DefaultErrorHandler):
+class ConversationErrorHandler(ParsingErrorHandler):
     """The conversation stream's error handler: every error it resolves for an answer names the
     phone and the page.
 
@@ -140,15 +157,12 @@ class ConversationErrorHandler(DefaultErrorHandler):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
-        self._parameters = dict(parameters or {})
         self._totals: dict[str, int] = {}  # phone -> the `total` of its page read last
         self._restarted: set[str] = set()  # phones whose paging restarted once already
 
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
-        if isinstance(response_or_exception, requests.Response):
-            body_of(response_or_exception, self._parameters)  # parsed once, before every filter
         resolution = super().interpret_response(response_or_exception)
         if resolution.response_action == ResponseAction.SUCCESS:
             return self._unless_shrunk(response_or_exception)
@@ -188,7 +202,7 @@ class ConversationErrorHandler(DefaultErrorHandler):
         messages (a growing total) only move messages down, to be read twice: nothing to do.
         """
         body = body_of(response, self._parameters)
-        phone = urlsplit(response.request.url).path.rstrip("/").rsplit("/", 1)[-1]
+        phone = _phone_of(response.request.url)
         before, total = self._totals.get(phone), body["total"]
         self._totals[phone] = total
         if body["page"] == 1 or before is None or total >= before:
@@ -212,7 +226,12 @@ class ConversationErrorHandler(DefaultErrorHandler):
 def _where(request: requests.PreparedRequest, response_or_exception: Any) -> str:
     """"Phone 393331234567, page 3 (HTTP 503)" for a conversation request, from its URL."""
     parts = urlsplit(request.url)
-    phone = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    phone = _phone_of(request.url)
     page = (parse_qs(parts.query).get("page") or ["1"])[-1]  # the first request carries no page
     status = getattr(response_or_exception, "status_code", None)
     return f"Phone {phone}, page {page}" + (f" (HTTP {status})" if status else "")
+
+
+def _phone_of(url: str) -> str:
+    """The phone of a conversation request: the last part of its path."""
+    return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
