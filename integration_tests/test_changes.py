@@ -16,7 +16,7 @@ import pytest
 
 from integration_tests import cli
 from smstools_emulator import Emulator, make_contact, make_conversation, make_message, sample_phones
-from source_smstools.components import changes
+from source_smstools.components import changes, sources
 
 DAY = 86_400
 NEWEST = 1_749_113_086  # the newest message of each sample conversation (2025-06-05)
@@ -26,10 +26,16 @@ PHONES = sample_phones(20)
 DIGITS = [p.lstrip("+") for p in PHONES]
 
 
+def settled(messages: list[dict]) -> list[dict]:
+    """The messages with every delivery status final (a PENDING one is followed until it is)."""
+    return [dict(m, deliveryStatus="DELIVERED") if m["deliveryStatus"] == "PENDING" else m for m in messages]
+
+
 @pytest.fixture
 def account():
-    """20 phones of 6 messages each, found in the contacts (one form per phone) and in the lists."""
-    with Emulator({p: make_conversation(p, 6, seed=3) for p in PHONES}) as emulator:
+    """20 phones of 6 messages each, found in the contacts (one form per phone) and in the lists;
+    every delivery status final."""
+    with Emulator({p: settled(make_conversation(p, 6, seed=3)) for p in PHONES}) as emulator:
         emulator.set_contacts([make_contact(p, i + 1) for i, p in enumerate(PHONES)])
         yield emulator
 
@@ -108,8 +114,8 @@ def test_the_first_sync_reads_every_phone_and_the_next_with_nothing_new_reads_no
     assert stream_state(first)["parent_state"] == {
         "changes": {
             "at": NOW,
-            "inbox": {"newest": changes.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
-            "message_log": {"newest": changes.parse_date(log["date"]), "ids": [str(log["ID"])]},
+            "inbox": {"newest": sources.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
+            "message_log": {"newest": sources.parse_date(log["date"]), "ids": [str(log["ID"])]},
         }
     }
 
@@ -119,9 +125,15 @@ def test_the_first_sync_reads_every_phone_and_the_next_with_nothing_new_reads_no
     # contacts whole (no date in them); inbox and log: their first page, which reaches the last sync's entries
     assert source_requests(account) == {"/v1/contact": pages(account.contacts()), "/v1/message/inbox": 1, "/v1/message/logging": 1}
     assert cursors(second) == cursors(first)
-    assert stream_state(second)["parent_state"]["changes"] == {**stream_state(first)["parent_state"]["changes"], "at": NOW + 60}
+    # and the oldest point a phone not read may still need, should the state switch to one cursor
+    # for all phones: the oldest cursor (a week ago is older)
+    assert min(cursors(first).values()) == NEWEST - 57
+    assert stream_state(second)["parent_state"]["changes"] == {
+        **stream_state(first)["parent_state"]["changes"], "at": NOW + 60, "floor": NEWEST - 57,
+    }
     assert infos(second, "Change detection:") == [
         "Change detection: 0 of 20 phones read: 0 new, 0 with new entries in the inbox or the message log, "
+        "0 not covered by them, 0 with a delivery status not final, "
         f"0 due for the 7-day sweep; inbox read 1 of {pages(account.inbox())} page(s), down to the last sync's entries; "
         f"message log read 1 of {pages(account.message_log())} page(s), down to the last sync's entries."
     ]
@@ -322,12 +334,13 @@ def test_oldest_first_lists_are_read_from_their_last_pages_back_to_the_last_sync
     inbox, log = account.inbox()[0], account.message_log()[0]
     assert stream_state(second)["parent_state"]["changes"] == {
         "at": NOW + 60,
-        "inbox": {"newest": changes.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
-        "message_log": {"newest": changes.parse_date(log["date"]), "ids": [str(log["ID"])]},
+        "inbox": {"newest": sources.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
+        "message_log": {"newest": sources.parse_date(log["date"]), "ids": [str(log["ID"])]},
+        "floor": NEWEST - 57,
     }
     assert infos(second, "Change detection:") == [
         "Change detection: 2 of 20 phones read: 0 new, 2 with new entries in the inbox or the message log, "
-        "0 due for the 7-day sweep; inbox read 2 of 5 page(s), down to the last sync's entries (oldest first: "
+        "0 not covered by them, 0 with a delivery status not final, 0 due for the 7-day sweep; inbox read 2 of 5 page(s), down to the last sync's entries (oldest first: "
         "page 1, then from the last page back); message log read 3 of 12 page(s), down to the last sync's "
         "entries (oldest first: page 1, then from the last page back)."
     ]

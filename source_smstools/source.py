@@ -3,14 +3,12 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional
 
 from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalog
-from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
     ConcurrentDeclarativeSource,
 )
 from airbyte_cdk.utils.yaml_loader import safe_load_yaml
 
 from source_smstools import cdk_limits
-from source_smstools.components.changes import SAVED_STATE
 
 MANIFEST = Path(__file__).with_name("manifest.yaml")
 
@@ -42,11 +40,6 @@ class SourceSmstools(ConcurrentDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
         config_path: Optional[str] = None,
     ) -> None:
-        if config is not None:
-            # Change detection compares the sources with each phone's saved cursor, and the CDK
-            # gives a custom partition router no state: it finds the saved state in its config.
-            saved = ConnectorStateManager(state).get_stream_state("conversation", None) if state else {}
-            config = {**config, SAVED_STATE: saved}
         super().__init__(
             catalog=catalog,
             config=config,

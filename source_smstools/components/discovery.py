@@ -17,7 +17,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.errors import SourceUnreadable, missed_phones
 
-from source_smstools.components import changes
+from source_smstools.components import changes, sources
 
 logger = logging.getLogger("airbyte")
 
@@ -64,16 +64,24 @@ class PhonePartitionRouter(PartitionRouter):
     config: Config
     parameters: InitVar[Mapping[str, Any]]
     discovery: Optional[SubstreamPartitionRouter] = None
-    page_requesters: Optional[list] = None  # the inbox's and the log's HttpRequester (changes.page_reader)
+    page_requesters: Optional[list] = None  # the inbox's and the log's HttpRequester (sources.page_reader)
+    # the stream's saved state, as state.PerPhoneState checked it (None: no saved state); set on
+    # this component's model by that migration, not written in the manifest
+    saved_state: Optional[Mapping[str, Any]] = None
+    # what the records show change detection (coverage.Observations), shared with the records'
+    # transformation; set on both models by the state migration, not written in the manifest
+    observations: Optional[Any] = None
     _changes = None  # this sync's change detection, when on
-    _parent_state = None  # its positions for the next sync, once every phone is yielded
+    _done = False  # every phone handed out: the next sync's state is change detection's final one
 
     def _listed(self) -> list[str]:
         return list(self.config.get("phone_numbers") or [])
 
     def stream_slices(self) -> Iterable[StreamSlice]:
         listed = self._listed()
-        detection = changes.ChangeDetection(self.config) if changes.enabled(self.config) else None
+        detection = (
+            changes.ChangeDetection(self.config, self.saved_state, self.observations) if changes.enabled(self.config) else None
+        )
         if detection is not None and detection.applies() and self.discovery is not None:
             # only the phones that may have changed (components/changes.py)
             self._changes = detection
@@ -129,23 +137,25 @@ class PhonePartitionRouter(PartitionRouter):
             except SourceUnreadable as error:
                 contacts_unreadable = True
                 logger.warning(missed_phones("contacts", error.message))
-        sources = {name: parents[name].stream for name in changes.WATCHED if name in parents}
+        lists = {name: parents[name].stream for name in sources.WATCHED if name in parents}
         handed_out = 0
-        fetchers = {r.name: changes.page_reader(r, self.config, detection.page_size) for r in self.page_requesters or []}
-        for phone in detection.phones(sources, found, listed or None, normalize_phone, chosen, fetchers):
+        fetchers = {r.name: sources.page_reader(r, self.config, detection.page_size) for r in self.page_requesters or []}
+        for phone in detection.phones(lists, found, listed or None, normalize_phone, chosen, fetchers):
             handed_out += 1
             yield StreamSlice(partition={"phone": phone}, cursor_slice={})
         unreadable = set(detection.unreadable) | ({"contacts"} if contacts_unreadable else set())
         if chosen and set(chosen) <= unreadable and not handed_out:
             # nothing found and nothing known: the sync cannot read a single conversation
             raise _no_source(chosen)
-        # kept by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
-        self._parent_state = {changes.KEY: detection.state}
+        # asked for by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
+        self._done = True
 
     def get_stream_state(self) -> Optional[Mapping[str, StreamState]]:
-        # change detection's positions: the last sync's until every phone of this one is read
-        if self._parent_state is not None:
-            return self._parent_state
+        # change detection's state: the last sync's while phones are handed out (the CDK keeps a
+        # copy per phone, for the states it emits while they are read), this sync's after, built
+        # when asked for, once every phone is read (its records observed)
+        if self._done and self._changes is not None:
+            return {changes.KEY: self._changes.final_state()}
         previous = self._changes.previous if self._changes is not None else None
         return {changes.KEY: previous} if previous else None
 

@@ -43,10 +43,13 @@ class MessageFields(RecordTransformation):
     """Adds `phone`, `id` and `datetime_utc` to a message, and gives `file` one shape.
 
     One Python call per record instead of three Jinja templates: templates were about a third of
-    the read time in profiles.
+    the read time in profiles. Each record is also shown to `observations` (coverage.Observations,
+    put on this component's model by the state migration): change detection learns from it which
+    messages the inbox and the message log left out, and which delivery statuses may still change.
     """
 
     parameters: InitVar[Mapping[str, Any]]
+    observations: Optional[Any] = None
 
     def transform(
         self,
@@ -73,6 +76,8 @@ class MessageFields(RecordTransformation):
         record["phone"] = phone
         record["id"] = message_id(phone, record)
         record["datetime_utc"] = iso_utc(seconds)
+        if self.observations is not None:
+            self.observations.observe(phone, record)
 
 
 

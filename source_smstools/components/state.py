@@ -12,22 +12,45 @@ from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigr
 from airbyte_cdk.sources.types import Config
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_smstools.components import changes, coverage
+
 logger = logging.getLogger("airbyte")
 
 
 class PerPhoneState(StateMigration):
-    """Keeps the state strictly per phone, and refuses a state it cannot trust.
+    """Keeps the state strictly per phone, refuses a state it cannot trust, hands the state it
+    checked to the stream's partition router (change detection compares it with the sources), and
+    lowers the cursors change detection needs read further back.
 
     The CDK starts a phone it has no state for from the stream's global cursor: a phone added to
     the configuration later would skip its whole history. Dropping the global cursor (and the
     lookback kept beside it) makes such a phone start from `start_date` instead.
+
+    Why the router gets its state from here: the CDK gives a custom partition router no state, and
+    no other component sees the stream's state before the router is built. The factory
+    (`ModelToComponentFactory.create_default_stream`) first creates the stream's state migrations,
+    with `declarative_stream=<the stream's model>`, and runs them, then builds the partition router
+    and the transformations from that same model: a field set here on their models reaches their
+    constructors (`PhonePartitionRouter.saved_state`, and `observations` on the router and on
+    records.MessageFields: one coverage.Observations per build of the stream, so per sync). With no
+    saved state the CDK does not call `migrate`, and the router gets None.
+
+    Lowered cursors (the state the CDK reads from; the router sees them as saved): a phone with a
+    delivery status not final (`parent_state.changes.pending`, within changes.STATUS_DAYS) is read
+    back to that message; a state past the CDK's partition limit, one cursor for all phones, starts
+    no later than `parent_state.changes.floor`, the oldest point a phone still needed when the
+    limit was crossed (changes.floor).
     """
 
-    # The CDK passes a custom component only the arguments its class annotates: without this
-    # line the migration never sees the config.
+    # The CDK passes a custom component only the arguments its class annotates: without these
+    # lines the migration never sees the config or the stream's model.
     config: Optional[Config]
+    declarative_stream: Optional[Any]
 
-    def __init__(self, config: Optional[Config] = None, **kwargs: Any) -> None:
+    def __init__(self, config: Optional[Config] = None, declarative_stream: Optional[Any] = None, **kwargs: Any) -> None:
+        self._stream = declarative_stream
+        self._lookback = int((config or {}).get("lookback_window_days") or 0) * changes.DAY
+        _share_observations(declarative_stream)
         start_date = (config or {}).get("start_date")
         try:
             self._start = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else 0
@@ -38,6 +61,40 @@ class PerPhoneState(StateMigration):
         return bool(stream_state)
 
     def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        checked = self._checked(stream_state)
+        self._hand_to_router(checked)
+        return self._lowered(checked)
+
+    def _hand_to_router(self, checked: Mapping[str, Any]) -> None:
+        router = _router(self._stream)
+        if router is not None:
+            router.saved_state = dict(checked)
+
+    def _lowered(self, state: Mapping[str, Any]) -> Mapping[str, Any]:
+        parent = state.get("parent_state")
+        mine = parent.get(changes.KEY) if isinstance(parent, Mapping) else None
+        if not isinstance(mine, Mapping):
+            return state
+        at = changes.now()
+        if state.get("use_global_cursor"):
+            floor, cursor = mine.get("floor"), (state.get("state") or {}).get("unixDatetime")
+            if isinstance(floor, int) and not isinstance(floor, bool) and cursor and floor < int(cursor):
+                return {**state, "state": {"unixDatetime": str(max(floor, self._start))}}
+            return state
+        pending = changes.live_pending(mine.get("pending"), at)
+        if not pending:
+            return state
+        states = []
+        for entry in state.get("states", []):
+            phone, cursor = entry["partition"]["phone"], int(entry["cursor"]["unixDatetime"])
+            # the CDK reads from the cursor minus the lookback window: reach the pending message
+            back = pending.get(phone, cursor) + self._lookback
+            if back < cursor:
+                entry = {**entry, "cursor": {"unixDatetime": str(max(back, self._start))}}
+            states.append(entry)
+        return {**state, "states": states}
+
+    def _checked(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
         if not isinstance(stream_state, Mapping):
             raise _bad_state(f"expected an object, got {type(stream_state).__name__}")
         if "states" not in stream_state:
@@ -46,7 +103,7 @@ class PerPhoneState(StateMigration):
                 value = self._cursor(stream_state["unixDatetime"], "the global cursor")
                 return {"unixDatetime": value} if value else {}
             if stream_state.get("use_global_cursor") and isinstance(stream_state.get("state"), Mapping):
-                # Past the CDK's partition limit (see source.py) one cursor stands for every phone.
+                # Past the CDK's partition limit (10,000 phones) one cursor stands for every phone.
                 logger.warning(
                     "The conversation state holds one cursor for all phones (more phones than the "
                     "per-phone state keeps): every phone goes on from it, and a phone found from now on "
@@ -89,6 +146,23 @@ class PerPhoneState(StateMigration):
         # A cursor saved before its phone's first page was read sits at the stream's start; never
         # let one reach back before `start_date`.
         return str(max(int(cursor), self._start)) if cursor else None
+
+
+def _router(stream: Any) -> Any:
+    return getattr(getattr(stream, "retriever", None), "partition_router", None)
+
+
+def _share_observations(stream: Any) -> None:
+    """One coverage.Observations on the router's model and on the records' transformation's (both
+    pydantic models that allow extra fields: `model.dict()`, from which the factory builds each
+    component, carries it, the same object)."""
+    router = _router(stream)
+    fields = [t for t in getattr(stream, "transformations", None) or [] if str(getattr(t, "class_name", "")).endswith("MessageFields")]
+    if router is None or not fields:
+        return
+    shared = coverage.Observations()
+    for model in [router, *fields]:
+        model.observations = shared
 
 
 def _cursor(value: Any, where: str) -> Optional[str]:

@@ -1,5 +1,6 @@
-"""Change detection's parts: the sources' dates, the sweep's schedule, the source pages as records,
-the early stop of a source read, and the state migration keeping the sources' positions."""
+"""Reading change detection's sources: their dates, their pages as records, the early stop of a
+read, oldest-first sources read from their last pages, and the state migration keeping the
+sources' positions."""
 
 import json
 import time
@@ -8,8 +9,9 @@ from collections import Counter
 import pytest
 import requests
 
-from source_smstools.components import changes
-from source_smstools.components.changes import PAGE_END, UNREADABLE, SourceEntries, parse_date, read_source, sweep_due
+from source_smstools.components import sources
+from source_smstools.components.changes import sweep_due
+from source_smstools.components.sources import PAGE_END, UNREADABLE, SourceEntries, parse_date, read_source
 from source_smstools.components.discovery import normalize_phone
 from source_smstools.components.state import PerPhoneState
 
@@ -106,7 +108,7 @@ def test_a_source_newest_first_is_read_to_the_end_of_the_page_that_passes_the_st
     read = read_source(stream, parse_date("2025-06-05 08:30:00"), "sender", normalize_phone, 2)
     assert stream.served == 3 and read.whole and not read.ordered
     # no page at all (HTTP 403, ignored by the error handler): unreadable
-    with pytest.raises(changes.Unreadable):
+    with pytest.raises(sources.Unreadable):
         read_source(Stream([]), None, "sender", normalize_phone, 2)
 
 
@@ -210,12 +212,12 @@ def test_a_page_asked_for_by_number_goes_through_the_requester_and_is_read_as_th
 
     a = entry(1, "2025-06-05 10:00:00")
     requester = Requester(page([a], page=4, total=7))
-    fetch = changes.page_reader(requester, {}, 2)
+    fetch = sources.page_reader(requester, {}, 2)
     assert list(fetch(4)) == [{**a, PAGE_END: {"page": 4, "total": 7}}]
     assert requester.asked == [{"request_params": {"page": 4, "limit": 2}}]
     # an error body the error handler let through: unreadable, not an empty page
-    [unreadable] = changes.page_reader(Requester(page(None)), {}, 2)(4)
+    [unreadable] = sources.page_reader(Requester(page(None)), {}, 2)(4)
     assert unreadable == {UNREADABLE: "HTTP 200, error 110 instead of a list under 'messages'"}
     # met reading an oldest-first source back: the source is unreadable
-    with pytest.raises(changes.Unreadable):
-        read_source(Stream([rising(2), rising(2)]), 0, "sender", normalize_phone, 2, changes.page_reader(Requester(page(None)), {}, 2))
+    with pytest.raises(sources.Unreadable):
+        read_source(Stream([rising(2), rising(2)]), 0, "sender", normalize_phone, 2, sources.page_reader(Requester(page(None)), {}, 2))

@@ -1,0 +1,111 @@
+"""What the conversation's records tell change detection: whether the inbox and the message log
+list every message (coverage), and which delivery statuses may still change (pending).
+
+Change detection trusts the inbox to list every inbound message and the message log every
+outbound one. Nothing documents that they do (the API lists an inbox per virtual number, and a
+`type` filter), so each sync checks it on the conversations it reads anyway: a message dated inside
+the span a source's pages covered this sync (`sources.Window`) that the source did not list, or a
+message after a phone's cursor on a phone that no source showed moved, shows that the source does
+not cover that phone (or that kind of message). Such a phone is read every sync until a later read
+finds its messages of that kind listed again.
+
+The records reach this module through `MessageFields` (records.py), the transformation every
+record of the stream passes, in the threads that read the phones. One `Observations` is made per
+build of the stream, by the state migration (state.PerPhoneState), which sees the stream's model
+before the CDK builds the stream's components from it: it puts the same object on the partition
+router's model and on the transformation's, so both get it as a constructor argument, in every
+runtime that builds the manifest. It is therefore per sync; thread-safe (one lock, held for a few
+dictionary operations per record); and bounded: per phone read, one timestamp and at most two
+source names, whatever the number of messages.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Mapping, MutableMapping, Optional
+
+from source_smstools.components.sources import LISTS, Window
+
+# Delivery statuses that do not change any more, as SMS gateways report them (SMPP's final
+# states, CMPP's seven-letter forms, and the words of Twilio, Vonage, Infobip, seven.io and Sinch):
+# delivered, failed one way or another, expired, rejected, deleted or cancelled; RECEIVED and READ
+# for the inbound messages some gateways mark. ACCEPTED, SENT, BUFFERED, ENROUTE, UNKNOWN and any
+# status not listed here count as not final: a status we do not know may still move, and following
+# it costs a bounded re-read (changes.STATUS_DAYS), where trusting it could miss its change.
+FINAL = frozenset({
+    "DELIVERED", "DELIVRD", "DELIVERED_TO_HANDSET",
+    "UNDELIVERED", "UNDELIV", "UNDELIVERABLE", "NOTDELIVERED", "NOT_DELIVERED",
+    "FAILED", "EXPIRED", "REJECTED", "REJECTD", "DELETED", "CANCELED", "CANCELLED",
+    "BLIST", "NOROUTE", "RECEIVED", "READ",
+})
+
+
+def final(status: Any) -> bool:
+    return isinstance(status, str) and status.strip().upper() in FINAL
+
+
+class Observations:
+    """This sync's facts from the records, per phone (the partition's `phone`, as handed out).
+
+    `watch` is called by change detection once the sources are read and before any phone is
+    handed out: the windows the sources covered, and for each known phone that no source showed
+    moved, its cursor (a message after it, dated before the sources' newest entry, is one no
+    source announced). `observe` is called for every record."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: Mapping[str, Window] = {}
+        self._unannounced: Mapping[str, int] = {}
+        self._normalize: Callable[[Any], Optional[str]] = lambda p: p
+        self._forms: MutableMapping[str, Optional[str]] = {}
+        self.pending: dict[str, int] = {}  # phone -> its oldest outbound message whose status is not final
+        self.missing: dict[str, set[str]] = {}  # phone -> the sources that left out one of its messages
+        self.listed: dict[str, set[str]] = {}  # phone -> the sources that listed one in their window
+        self.read: set[str] = set()  # the phones with at least one record this sync
+
+    def watch(self, windows: Mapping[str, Window], unannounced: Mapping[str, int], normalize: Callable[[Any], Optional[str]]) -> None:
+        with self._lock:
+            self._windows, self._unannounced, self._normalize = dict(windows), dict(unannounced), normalize
+
+    def observe(self, phone: str, record: Mapping[str, Any]) -> None:
+        date = record.get("unixDatetime")
+        if not isinstance(date, int) or isinstance(date, bool):
+            return
+        source = LISTS.get(record.get("direction"))
+        waiting = source == "message_log" and not final(record.get("deliveryStatus"))
+        with self._lock:
+            self.read.add(phone)
+            if waiting and date < self.pending.get(phone, date + 1):
+                self.pending[phone] = date
+            if source is not None:
+                self._check(phone, source, date)
+
+    def _check(self, phone: str, source: str, date: int) -> None:
+        window = self._windows.get(source)
+        if window is None:
+            return  # not read this sync: nothing to compare with
+        if window.covers(date):
+            form = self._forms.get(phone)
+            if form is None:
+                form = self._forms[phone] = self._normalize(phone)
+            found = (form, date) in window.listed
+            (self.listed if found else self.missing).setdefault(phone, set()).add(source)
+        elif phone in self._unannounced and self._unannounced[phone] < date <= window.upto:
+            # newer than what the phone's last read found, older than the source's newest entry,
+            # and no source showed the phone moved: the source did not list it when it came
+            self.missing.setdefault(phone, set()).add(source)
+
+
+def uncovered(before: Mapping[str, Any], seen: Observations, read: set[str]) -> dict[str, list[str]]:
+    """phone -> the sources that do not cover it, for the next sync: a source that left out one
+    of its messages this sync is added; one that listed its messages this sync and left out none
+    is taken off. A phone not read, or read without a message in a window, keeps what it had."""
+    result: dict[str, list[str]] = {}
+    for phone in set(before) | set(seen.missing):
+        names = set(before.get(phone) or ())
+        if phone in read:
+            names -= seen.listed.get(phone, set()) - seen.missing.get(phone, set())
+        names |= seen.missing.get(phone, set())
+        if names:
+            result[phone] = sorted(names)
+    return result
