@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from smstools_emulator.shapes import Shapes, load_report
 from smstools_emulator import variations as php
+from smstools_emulator.listing import Listing
 
 CLIENT_ID = "emulator-client"
 CLIENT_SECRET = "emulator-secret-5f3c9a"  # tests scan every output for this value
@@ -265,6 +266,7 @@ class Emulator:
         # "oldest_first" or "shuffled" serves them so (paged after the reordering).
         self.list_order = "newest_first"
         self.unlisted: set[tuple[str, int]] = set()  # (phone digits, unixDatetime): left out of inbox and log
+        self.listing = Listing()  # phones, or kinds of message, the lists leave out (see `set_listing`)
         for phone, messages in (conversations or {}).items():
             self.set_conversation(phone, messages)
 
@@ -323,11 +325,18 @@ class Emulator:
         return contact
 
     def _messages(self, direction: str) -> list[tuple[str, dict[str, Any]]]:
+        source = "inbox" if direction == "inbound" else "log"
         with self._lock:
             return [
-                (p, m) for p, messages in self._conversations.items() for m in messages
+                (p, m) for p, messages in self._conversations.items() if self.listing.lists(source, p) for m in messages
                 if m.get("direction") == direction and (p, m.get("unixDatetime")) not in self.unlisted
             ]
+
+    def set_listing(self, listing: Listing) -> None:
+        """Which phones, or kinds of message, the inbox and the log leave out (smstools_emulator.listing)."""
+        with self._lock:
+            self.listing = listing
+            self._derived.clear()
 
     def leave_out_of_lists(self, phone: str, unix_datetime: int) -> None:
         """The inbox and the message log omit this message (it stays in the conversation)."""
@@ -355,7 +364,7 @@ class Emulator:
                     "message": m.get("message"),
                     "sender": self.form(p, "inbox"),
                     "receiver": receiver,
-                    "type": "sms",
+                    "type": self.listing.kind(p),
                     "date": api_date(m["unixDatetime"]),
                 })
                 for p, m in self._messages("inbound")
@@ -379,7 +388,7 @@ class Emulator:
                     "to": self.form(p, "log"),
                     "sender": m.get("sender") or SENDER,
                     "date": api_date(ts),
-                    "type": "sms",
+                    "type": self.listing.kind(p),
                     "status": m.get("deliveryStatus"),
                     "response": {
                         "read": 1 if read else 0,
@@ -739,6 +748,9 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "variations":  # {"variations": ["bom", ...]}: how answers differ from the documented shape
             emulator.variations = payload.get("variations") or []
             return self._json(200, {"variations": sorted(emulator.variations)})
+        if action == "listing":  # {"unlisted_phones": [...], "kinds": {phone: kind}, "inbox_types": [...]}
+            emulator.set_listing(Listing.from_json(payload))
+            return self._json(200, {"ok": True})
         if action == "summary":
             return self._json(200, {p: len(emulator.conversation(p)) for p in emulator.phones()})
         self._json(404, _error_body(404, f"unknown control action {action}"))

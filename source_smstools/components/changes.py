@@ -42,6 +42,7 @@ logger = logging.getLogger("airbyte")
 KEY = "changes"  # this module's part of the stream state's `parent_state`
 DAY = 86_400
 STATUS_DAYS = 7  # a delivery status not final is followed this long, then left to the lookback window
+LATE = 3_600  # a message this much older than the sync was there to be listed (coverage.Observations.watch)
 
 
 def now() -> int:
@@ -217,7 +218,7 @@ class ChangeDetection:
                 f"Change detection is off for this sync: {fallback}. Every phone's conversation is read "
                 f"({len(targets):,} phones, at least one request each) instead of only those that changed."
             )
-            self.observations.watch(windows, {}, normalize)
+            self.observations.watch(windows, self._known, (), normalize)
             chosen = targets
         else:
             chosen = self._decide(targets, known, forms, cursor_of, reads, previous, windows, normalize)
@@ -292,8 +293,8 @@ class ChangeDetection:
             + (f"; {'; '.join(self._notes)}." if self._notes else ".")
         )
         # a known phone that no source showed moved: a message after its cursor is one no source announced
-        unannounced = {p: self.cursors[p] for p, rule in chosen.items() if rule != "new" and rule != "moved" and p in self.cursors}
-        self.observations.watch(windows, unannounced, normalize)
+        unannounced = [p for p, rule in chosen.items() if rule not in ("new", "moved")]
+        self.observations.watch(windows, self._known, unannounced, normalize, self.at - LATE)
         return list(chosen)
 
     def final_state(self) -> dict[str, Any]:
@@ -305,9 +306,9 @@ class ChangeDetection:
         pending = next_pending(live_pending(previous.get("pending"), self.at), seen.pending, self.handed, self.at)
         lowest = floor(self._known, self.handed, pending, self.at, self.days)
         if uncovered:
-            state["uncovered"] = uncovered
+            state["uncovered"] = dict(sorted(uncovered.items()))
         if pending:
-            state["pending"] = pending
+            state["pending"] = dict(sorted(pending.items()))
         if lowest is not None:
             state["floor"] = lowest
         if uncovered and not self._warned:

@@ -22,7 +22,7 @@ source names, whatever the number of messages.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Mapping, MutableMapping, Optional
+from typing import Any, Callable, Iterable, Mapping, MutableMapping, Optional
 
 from source_smstools.components.sources import LISTS, Window
 
@@ -55,7 +55,9 @@ class Observations:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._windows: Mapping[str, Window] = {}
-        self._unannounced: Mapping[str, int] = {}
+        self._cursors: Mapping[str, int] = {}
+        self._unannounced: set[str] = set()
+        self._horizon = 0
         self._normalize: Callable[[Any], Optional[str]] = lambda p: p
         self._forms: MutableMapping[str, Optional[str]] = {}
         self.pending: dict[str, int] = {}  # phone -> its oldest outbound message whose status is not final
@@ -63,9 +65,20 @@ class Observations:
         self.listed: dict[str, set[str]] = {}  # phone -> the sources that listed one in their window
         self.read: set[str] = set()  # the phones with at least one record this sync
 
-    def watch(self, windows: Mapping[str, Window], unannounced: Mapping[str, int], normalize: Callable[[Any], Optional[str]]) -> None:
+    def watch(
+        self, windows: Mapping[str, Window], cursors: Mapping[str, int], unannounced: Iterable[str],
+        normalize: Callable[[Any], Optional[str]], listed_by: int = 0,
+    ) -> None:
+        """`cursors`: the known phones' saved cursors (a message at or before a phone's cursor was
+        judged when it was first read: a re-read of it, for the lookback window or a pending
+        status, tells nothing new). `unannounced`: the known phones handed out that no source
+        showed moved. `listed_by`: a message dated up to then was there when the sources were read
+        (the newest entry they listed, or an hour before the sync began: a source that lists
+        messages late, or a clock a little off, does not pass for one that leaves them out)."""
+        horizon = max([w.upto for w in windows.values()] + [listed_by])
         with self._lock:
-            self._windows, self._unannounced, self._normalize = dict(windows), dict(unannounced), normalize
+            self._windows, self._cursors, self._normalize = dict(windows), dict(cursors), normalize
+            self._unannounced, self._horizon = set(unannounced), horizon
 
     def observe(self, phone: str, record: Mapping[str, Any]) -> None:
         date = record.get("unixDatetime")
@@ -82,17 +95,17 @@ class Observations:
 
     def _check(self, phone: str, source: str, date: int) -> None:
         window = self._windows.get(source)
-        if window is None:
-            return  # not read this sync: nothing to compare with
+        if window is None or date <= self._cursors.get(phone, date - 1):
+            return  # not read this sync: nothing to compare with; or judged when first read
         if window.covers(date):
             form = self._forms.get(phone)
             if form is None:
                 form = self._forms[phone] = self._normalize(phone)
             found = (form, date) in window.listed
             (self.listed if found else self.missing).setdefault(phone, set()).add(source)
-        elif phone in self._unannounced and self._unannounced[phone] < date <= window.upto:
-            # newer than what the phone's last read found, older than the source's newest entry,
-            # and no source showed the phone moved: the source did not list it when it came
+        elif phone in self._unannounced and date <= self._horizon:
+            # newer than what the phone's last read found, there when the sources were read, and
+            # no source showed the phone moved: the source did not list it
             self.missing.setdefault(phone, set()).add(source)
 
 
