@@ -177,14 +177,14 @@ def test_the_sweep_reads_each_phone_once_a_week_a_few_each_day_and_finds_what_th
         read = conversation_requests(account)
         read_per_day.append(read)
         got = cli.records_by_phone(out)
-        if hidden_phone.lstrip("+") in got:
-            assert found is None
+        if hidden_phone.lstrip("+") in got and found is None:
             found = day
             assert got[hidden_phone.lstrip("+")] == {before, hidden["unixDatetime"]}
-    # over a week each phone is read exactly once, spread over the days, never all in one sync
-    assert sum(read_per_day, Counter()) == {d: 1 for d in DIGITS}
-    assert max(len(r) for r in read_per_day) < len(DIGITS) and sum(1 for r in read_per_day if r) >= 3
+    # over a week each phone is read exactly once, spread over the days, never all in one sync;
+    # but the phone whose message no list showed: from its sweep on, every sync (test_coverage.py)
     assert found is not None
+    assert sum(read_per_day, Counter()) == {d: 1 for d in DIGITS} | {hidden_phone.lstrip("+"): 8 - found}
+    assert max(len(r) for r in read_per_day) < len(DIGITS) and sum(1 for r in read_per_day if r) >= 3
     assert cursors(out)[hidden_phone.lstrip("+")] == hidden["unixDatetime"]
 
 

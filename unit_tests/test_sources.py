@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from source_smstools.components import sources
-from source_smstools.components.changes import sweep_due
+
 from source_smstools.components.sources import PAGE_END, UNREADABLE, SourceEntries, parse_date, read_source
 from source_smstools.components.discovery import normalize_phone
 from source_smstools.components.state import PerPhoneState
@@ -35,21 +35,6 @@ def test_parse_date(value, seconds):
     assert parse_date(value) == seconds
 
 
-def test_the_sweep_reads_every_phone_once_per_period_spread_over_the_days():
-    phones = [f"39333{n:07d}" for n in range(1000)]
-    start = 1_749_113_086
-    due_per_day = [
-        {p for p in phones if sweep_due(p, start + (day - 1) * DAY, start + day * DAY, 7)} for day in range(1, 8)
-    ]
-    assert Counter(p for due in due_per_day for p in due) == {p: 1 for p in phones}
-    # about a seventh each day (a hash, not an exact share)
-    assert all(100 <= len(due) <= 190 for due in due_per_day), [len(d) for d in due_per_day]
-    # hourly syncs: the same, in smaller steps
-    hourly = Counter(p for h in range(1, 7 * 24 + 1) for p in phones if sweep_due(p, start + (h - 1) * 3600, start + h * 3600, 7))
-    assert hourly == {p: 1 for p in phones}
-    # never swept before: every phone; syncs further apart than the period: every phone
-    assert all(sweep_due(p, None, start, 7) for p in phones)
-    assert all(sweep_due(p, start, start + 8 * DAY, 7) for p in phones)
 
 
 def page(items, page=1, total=None, status=200, key="messages"):

@@ -138,7 +138,8 @@ def floor(
     """The oldest point a known phone may still need read: for one not read this sync, its pending
     status, or what the sweep has not looked at yet (since its cursor, or since the sweep's period,
     its last read at the latest); for one read this sync, its pending status. None with no phone."""
-    needs = [min(pending.get(p, c), max(c, at - days * DAY)) for p, c in cursors.items() if p not in read]
+    swept = at - days * DAY
+    needs = [min(pending.get(p, max(c, swept)), max(c, swept)) for p, c in cursors.items() if p not in read]
     needs += [t for p, t in pending.items() if p in read]
     return min(needs) if needs else None
 
