@@ -107,10 +107,17 @@ def test_discover_describes_the_conversation_stream(emulator):
     assert emulator.requests == []  # discover needs no API call
 
 
-def test_check_succeeds_with_one_request(emulator):
+def test_check_succeeds_with_one_conversation_request(emulator):
     out = cli.call("check", cli.config(emulator))
     assert out.connection_status["status"] == "SUCCEEDED"
-    assert len(emulator.requests) == 1
+    # change detection reads page 1 of the inbox and of the message log before any conversation
+    # (their position is taken before a message can arrive on a phone already read)
+    assert [(r["path"], r["page"]) for r in emulator.requests] == [
+        ("/v1/message/inbox", 1), ("/v1/message/logging", 1), ("/v1/conversation/393331000000", 1),
+    ]
+    emulator.clear_requests()
+    out = cli.call("check", cli.config(emulator, change_detection=False))
+    assert out.connection_status["status"] == "SUCCEEDED" and len(emulator.requests) == 1
 
 
 @pytest.mark.parametrize(
