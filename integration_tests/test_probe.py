@@ -17,6 +17,7 @@ import pytest
 
 from integration_tests import cli
 from smstools_emulator import CLIENT_ID, CLIENT_SECRET, Emulator, Shapes, format_datetime, make_conversation, sample_phones
+from smstools_emulator.listing import Listing
 from source_smstools import probe
 
 PROBE = str(Path(sys.executable).with_name("source-smstools-probe"))
@@ -94,6 +95,9 @@ def test_each_endpoint_once_with_its_status_keys_types_and_counts():
         ("/v1/message/logging", page), ("/v1/outbox", page), ("/v1/groups", page), ("/v1/optouts/list", {}),
         ("/v1/messagetemplates", {}), ("/v1/senderids", {}), ("/v1/vmn", {}), ("/v1/balance", {}),
         ("/v1/statistics", {"year": "2025", "month": "6"}),
+        # and the coverage figures: the conversation, the inbox and the log with the connector's pages
+        ("/v1/conversation/" + A, {"limit": "200", "page": "1"}), ("/v1/message/inbox", {"limit": "2000", "page": "1"}),
+        ("/v1/message/logging", {"limit": "2000", "page": "1"}),
     ]
     assert report["version"] == 1
     assert (report["base_url"], report["phones_configured"], report["conversation_phone_from"]) == ("custom", 2, "config")
@@ -169,6 +173,38 @@ def test_without_a_configured_phone_the_conversation_of_the_first_phone_found():
     assert conversation["status"] is None and conversation["skipped"].startswith("no phone configured")
     assert report["endpoints"]["contacts"]["counts"] == {"records": 1, "total": 1, "shown": 1}
     assert "Not called: no phone configured" in probe.markdown(report)
+
+
+def test_the_coverage_figures_say_whether_the_lists_hold_the_conversations_messages():
+    types = {"sms": 2, "whatsapp": 0, "call": 0, "other": 0}
+    with account() as emulator:
+        report = run(emulator, phone_numbers=["+" + A])
+    # A's reply is in the inbox's span (B's reply is newer); its two sent messages: the log's span
+    # begins at the older one (exclusive: others of that second could be on a page not read)
+    assert report["coverage"] == {
+        "conversation_messages": 3,
+        "inbox": {"readable": True, "entries": 2, "undated": 0, "types": types, "hours_covered": 0.1,
+                  "messages_of_its_kind": 1, "in_its_span": 1, "listed": 1},
+        "message_log": {"readable": True, "entries": 3, "undated": 0, "types": {**types, "sms": 3}, "hours_covered": 24.0,
+                        "messages_of_its_kind": 2, "in_its_span": 2, "listed": 2},
+        "verdict": "covered",
+    }
+    with account() as emulator:
+        emulator.set_listing(Listing(unlisted_phones={A}))
+        report = run(emulator, phone_numbers=["+" + A])
+        emulator.forbid("/v1/message/logging")
+        forbidden = run(emulator, phone_numbers=["+" + A])
+    # the lists hold B's messages only: A's reply is older than B's in the inbox, its sent messages
+    # newer than the one of B's in the log (nothing tells there)
+    assert report["coverage"]["verdict"] == "not covered: the inbox left out 1 of 1 messages in its span"
+    assert (report["coverage"]["message_log"]["in_its_span"], report["coverage"]["message_log"]["listed"]) == (0, 0)
+    assert forbidden["coverage"]["verdict"] == (
+        "not covered: the inbox left out 1 of 1 messages in its span; the message log could not be read"
+    )
+    text = probe.markdown(report)
+    assert "## coverage: do the inbox and the message log list the conversation's messages?" in text
+    assert "Not covered: the inbox left out 1 of 1 messages in its span." in text
+    assert A not in text + json.dumps(report)
 
 
 def test_error_answers_are_findings_reported_by_their_keys_and_code():

@@ -27,6 +27,7 @@ from urllib.parse import quote, urlencode
 from urllib.request import HTTPRedirectHandler, Request, build_opener
 
 from smstools_emulator.shapes import REPORT_VERSION, describe
+from source_smstools import probe_coverage
 from source_smstools.components.discovery import normalize_phone
 
 DEFAULT_BASE_URL = "https://api.smsgatewayapi.com"
@@ -289,6 +290,15 @@ def probe(config: dict[str, Any], timeout: float = 30.0, now: Callable[[], float
             if phone:
                 report["conversation_phone_from"] = name
     report["endpoints"] = {name: entries[name] for name in ENDPOINTS}
+    shaped = report["endpoints"]["conversation"]
+    if phone and shaped.get("status") == 200 and shaped.get("json") and "error_code" not in shaped:
+
+        def get(name: str, query: dict[str, Any]) -> tuple[Any, Any, bytes]:
+            path = ENDPOINTS[name][0].replace("{phone}", quote(phone or "", safe=""))
+            answer = fetch(base + path + "?" + urlencode(query), headers, timeout)
+            return answer if answer[0] is not None else (None, None, b"")
+
+        report["coverage"] = probe_coverage.figures(phone, get)
     return report
 
 
@@ -346,6 +356,19 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(f"| {field} | {seen} | {_kinds(spec['types'])} | {'; '.join(notes)} |")
         if e.get("other_items"):
             lines.append(f"\nItems that are not objects: {', '.join(e['other_items'])}.")
+    coverage = report.get("coverage")
+    if coverage:
+        lines += ["", "## coverage: do the inbox and the message log list the conversation's messages?", "",
+                  f"{coverage['verdict'][0].upper()}{coverage['verdict'][1:]}."]
+        rows = [(n, c) for n, c in coverage.items() if isinstance(c, dict) and c.get("readable")]
+        if rows:
+            lines += ["", "| list | entries | hours covered | types | messages of its kind | in its span | listed |",
+                      "| :-- | --: | --: | :-- | --: | --: | --: |"]
+            lines += [
+                f"| {n} | {c['entries']} | {c['hours_covered']} | {', '.join(f'{k} {v}' for k, v in c['types'].items() if v)} "
+                f"| {c['messages_of_its_kind']} | {c['in_its_span']} | {c['listed']} |"
+                for n, c in rows
+            ]
     return "\n".join(lines) + "\n"
 
 
