@@ -303,8 +303,11 @@ class ChangeDetection:
         state = dict(self.state or {})
         previous = self.previous or {}
         seen = self.observations
-        uncovered = coverage.uncovered(uncovered_of(previous), seen, self.handed)
+        # a phone no longer synced (taken out of Phone Numbers, no longer found) is left out
+        synced = set(self._known) | self.handed
+        uncovered = {p: v for p, v in coverage.uncovered(uncovered_of(previous), seen, self.handed).items() if p in synced}
         pending = next_pending(live_pending(previous.get("pending"), self.at), seen.pending, self.handed, self.at)
+        pending = {p: t for p, t in pending.items() if p in synced}
         lowest = floor(self._known, self.handed, pending, self.at, self.days)
         if uncovered:
             state["uncovered"] = dict(sorted(uncovered.items()))
