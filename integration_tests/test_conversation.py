@@ -341,7 +341,7 @@ def test_transient_faults_are_retried_and_nothing_is_lost(emulator, kind):
     # a `timeout` answer comes after 1.5 s, past the 1 s read timeout
     emulator.set_faults(rate=0.5, kinds=(kind,), count=3, seed=11, timeout_seconds=1.5)
     config = cli.config(emulator, page_size=400)
-    out = cli.call("read", config, cli.catalog(), timings={**cli.TIMINGS, "SMSTOOLS_READ_TIMEOUT": "1"})
+    out = cli.call("read", config, cli.catalog(), timings={**cli.TIMINGS, cli.short_waits.TIMEOUT: "1"})
     assert out.returncode == 0, out.errors
     expected = {}
     for p in phones(emulator):
