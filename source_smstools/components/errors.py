@@ -18,7 +18,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_smstools.components.pages import body_of, describe
+from source_smstools.components.pages import body_of, describe, parsed_view
 
 logger = logging.getLogger("airbyte")
 
@@ -51,7 +51,7 @@ def missed_phones(source: str, reason: str) -> str:
 @dataclass
 class ParsingErrorHandler(DefaultErrorHandler):
     """A DefaultErrorHandler that parses each answer once, into its endpoint's documented shape
-    (`$parameters`: shape, records_key), before its filters read it (pages.body_of).
+    (`$parameters`: shape, records_key), and shows its filters that body (pages.parsed_view).
 
     Its filters are the manifest's shared ones around its own: `shared_first`, then
     `response_filters` (what a refusal means for this handler), then `shared_last`."""
@@ -68,7 +68,8 @@ class ParsingErrorHandler(DefaultErrorHandler):
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
         if isinstance(response_or_exception, requests.Response):
-            body_of(response_or_exception, self._parameters)
+            # the filters read the body parsed once, through a view: the response stays untouched
+            return super().interpret_response(parsed_view(response_or_exception, self._parameters))
         return super().interpret_response(response_or_exception)
 
 
