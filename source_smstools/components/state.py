@@ -32,8 +32,11 @@ class PerPhoneState(StateMigration):
     with `declarative_stream=<the stream's model>`, and runs them, then builds the partition router
     and the transformations from that same model: a field set here on their models reaches their
     constructors (`PhonePartitionRouter.saved_state`, and `observations` on the router and on
-    records.MessageFields: one coverage.Observations per build of the stream, so per sync). With no
-    saved state the CDK does not call `migrate`, and the router gets None.
+    records.MessageFields: one coverage.Observations per build of the stream, so per sync). This
+    holds in every runtime that builds the manifest (our command, the generic
+    source-declarative-manifest, the Builder, PyAirbyte); unit_tests/test_state_seam.py and
+    unit_tests/test_coverage.py fail if a CDK upgrade changes that order. With no saved state the
+    CDK does not call `migrate`, and the router gets None.
 
     Lowered cursors (the state the CDK reads from; the router sees them as saved): a phone with a
     delivery status not final (`parent_state.changes.pending`, within changes.STATUS_DAYS) is read
@@ -66,6 +69,8 @@ class PerPhoneState(StateMigration):
         return self._lowered(checked)
 
     def _hand_to_router(self, checked: Mapping[str, Any]) -> None:
+        # the router's model is a pydantic model that allows extra fields: `model.dict()`, from
+        # which the factory builds the router, then carries this one
         router = _router(self._stream)
         if router is not None:
             router.saved_state = dict(checked)
