@@ -422,7 +422,7 @@ def test_the_installed_command(tmp_path):
         config_file.write_text(json.dumps(config(emulator, phone_numbers=[A])))
         out = tmp_path / "out" / "report.json"
         done = subprocess.run([PROBE, "--config", str(config_file), "--out", str(out)], capture_output=True, text=True, timeout=60)
-        assert len(emulator.requests) == 12
+        assert len(emulator.requests) == 12 + 3  # the endpoints, and the coverage figures
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert done.stdout == probe.markdown(report)
