@@ -4,13 +4,11 @@ sources' positions."""
 
 import json
 import time
-from collections import Counter
 
 import pytest
 import requests
 
 from source_smstools.components import sources
-
 from source_smstools.components.sources import PAGE_END, UNREADABLE, SourceEntries, parse_date, read_source
 from source_smstools.components.discovery import normalize_phone
 from source_smstools.components.state import PerPhoneState
