@@ -53,7 +53,6 @@ def test_a_message_inside_a_lists_window_that_the_list_left_out_is_missing_and_o
     seen.observe("+393331000002", message(AT - 20, "outbound", "DELIVERED"))  # the log was not read
     assert seen.listed == {"+393331000000": {"inbox"}}
     assert seen.missing == {"+393331000000": {"inbox"}, "+393331000002": {"inbox"}}
-    assert seen.read == {"+393331000000", "+393331000001", "+393331000002"}
 
 
 def test_a_message_no_list_announced_on_a_phone_read_for_another_rule_is_missing():

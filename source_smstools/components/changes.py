@@ -223,6 +223,7 @@ class ChangeDetection:
             chosen = targets
         else:
             chosen = self._decide(targets, known, forms, cursor_of, reads, previous, windows, normalize)
+        reads = {}  # the entries read: only the windows' (phone, date) pairs are needed from here on
         for phone in chosen:
             self.handed.add(phone)
             yield phone

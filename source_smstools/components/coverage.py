@@ -15,7 +15,7 @@ build of the stream, by the state migration (state.PerPhoneState), which sees th
 before the CDK builds the stream's components from it: it puts the same object on the partition
 router's model and on the transformation's, so both get it as a constructor argument, in every
 runtime that builds the manifest. It is therefore per sync; thread-safe (one lock, held for a few
-dictionary operations per record); and bounded: per phone read, one timestamp and at most two
+dictionary operations, and only when a phone's figures change); and bounded: per phone read, one timestamp and at most two
 source names, whatever the number of messages.
 """
 
@@ -41,7 +41,7 @@ FINAL = frozenset({
 
 
 def final(status: Any) -> bool:
-    return isinstance(status, str) and status.strip().upper() in FINAL
+    return status in FINAL or (isinstance(status, str) and status.strip().upper() in FINAL)
 
 
 class Observations:
@@ -63,7 +63,6 @@ class Observations:
         self.pending: dict[str, int] = {}  # phone -> its oldest outbound message whose status is not final
         self.missing: dict[str, set[str]] = {}  # phone -> the sources that left out one of its messages
         self.listed: dict[str, set[str]] = {}  # phone -> the sources that listed one in their window
-        self.read: set[str] = set()  # the phones with at least one record this sync
 
     def watch(
         self, windows: Mapping[str, Window], cursors: Mapping[str, int], unannounced: Iterable[str],
@@ -82,31 +81,33 @@ class Observations:
 
     def observe(self, phone: str, record: Mapping[str, Any]) -> None:
         date = record.get("unixDatetime")
-        if not isinstance(date, int) or isinstance(date, bool):
-            return
+        if date.__class__ is not int:
+            return  # none, or not a number (a bool is no date either)
         source = LISTS.get(record.get("direction"))
-        waiting = source == "message_log" and not final(record.get("deliveryStatus"))
-        with self._lock:
-            self.read.add(phone)
-            if waiting and date < self.pending.get(phone, date + 1):
-                self.pending[phone] = date
-            if source is not None:
-                self._check(phone, source, date)
-
-    def _check(self, phone: str, source: str, date: int) -> None:
+        if source is None:
+            return
+        if source == "message_log" and not final(record.get("deliveryStatus")):
+            with self._lock:
+                if date < self.pending.get(phone, date + 1):
+                    self.pending[phone] = date
         window = self._windows.get(source)
         if window is None or date <= self._cursors.get(phone, date - 1):
             return  # not read this sync: nothing to compare with; or judged when first read
-        if window.covers(date):
+        if (window.after is None or date > window.after) and date <= window.upto:
             form = self._forms.get(phone)
             if form is None:
                 form = self._forms[phone] = self._normalize(phone)
-            found = (form, date) in window.listed
-            (self.listed if found else self.missing).setdefault(phone, set()).add(source)
+            verdict = self.listed if (form, date) in window.listed else self.missing
         elif phone in self._unannounced and date <= self._horizon:
             # newer than what the phone's last read found, there when the sources were read, and
             # no source showed the phone moved: the source did not list it
-            self.missing.setdefault(phone, set()).add(source)
+            verdict = self.missing
+        else:
+            return
+        found = verdict.get(phone)
+        if found is None or source not in found:
+            with self._lock:
+                verdict.setdefault(phone, set()).add(source)
 
 
 def uncovered(before: Mapping[str, Any], seen: Observations, read: set[str]) -> dict[str, list[str]]:
