@@ -14,9 +14,11 @@ record of the stream passes, in the threads that read the phones. One `Observati
 build of the stream, by the state migration (state.PerPhoneState), which sees the stream's model
 before the CDK builds the stream's components from it: it puts the same object on the partition
 router's model and on the transformation's, so both get it as a constructor argument, in every
-runtime that builds the manifest. It is therefore per sync; thread-safe (one lock, held for a few
-dictionary operations, and only when a phone's figures change); and bounded: per phone read, one timestamp and at most two
-source names, whatever the number of messages.
+runtime that builds the manifest. It is therefore per sync; thread-safe (the CDK reads each phone
+in one thread at a time, so a phone's figures have one writer; they change under one lock, and a
+record that changes nothing takes none); and bounded: per phone read, one timestamp and at most
+two source names, whatever the number of messages. The windows it compares with hold the
+(phone, date) pairs of the list entries read this sync, as the sync's reads of the lists do.
 """
 
 from __future__ import annotations
