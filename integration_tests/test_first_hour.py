@@ -1,0 +1,122 @@
+"""A new user's set-up mistakes, answered in seconds: a URL that cannot be reached (a closed port, a
+name that does not resolve, https:// to a plain-HTTP server) and a wrong secret. In this process
+(cli.call): the retry waits are recorded, not slept, and counted here instead of timed."""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+
+import pytest
+
+from integration_tests import cli
+from smstools_emulator import Emulator, make_conversation, sample_phones
+
+ADVICE = (
+    "Check API Base URL (base_url; leave it empty for https://api.smsgatewayapi.com), and that this "
+    "machine can reach that host (proxy, firewall, DNS)."
+)
+REFUSED = "the connection was refused (nothing listens on that port)"
+NO_NAME = "the host name does not resolve"
+TLS = "the TLS handshake failed (is it an https:// URL to a server that speaks plain HTTP, or a proxy?)"
+WRONG_SECRET = (
+    "Smstools refused the credentials (error 104: Invalid client ID or client secret). Check the Client "
+    "ID and Client Secret under Advanced > API authentication."
+)
+PHONES = ["+393331000000", "+393331000001", "+393331000002", "+393331000003", "+393331000004"]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def unreachable_config(base_url: str, **overrides) -> dict:
+    return {"client_id": "a-client", "client_secret": "a-secret-1234", "phone_numbers": PHONES,
+            "base_url": base_url, **overrides}
+
+
+@pytest.fixture
+def emulator():
+    phones = sample_phones(10)
+    with Emulator({p: make_conversation(p, 30, seed=3) for p in phones}) as server:
+        yield server
+
+
+def test_check_names_a_refused_connection_with_its_host_after_two_short_waits():
+    port = closed_port()
+    out = cli.call("check", unreachable_config(f"http://127.0.0.1:{port}"), secret="a-secret-1234", timings={})
+    assert out.returncode == 0  # a failed check is an answer, not a crash (the protocol's way)
+    assert out.connection_status == {
+        "status": "FAILED",
+        "message": f"'Stream conversation is not available: Cannot reach the Smstools API at "
+        f"http://127.0.0.1:{port}: {REFUSED}. {ADVICE}'",
+    }
+    assert out.waits == [1, 2]  # three attempts, then no request at all
+    assert "Rate limit" not in out.stdout
+
+
+def test_check_names_a_host_name_that_does_not_resolve():
+    out = cli.call("check", unreachable_config("http://smstools-typo.invalid"), secret="a-secret-1234", timings={})
+    assert out.connection_status["status"] == "FAILED"
+    assert out.connection_status["message"] == (
+        f"'Stream conversation is not available: Cannot reach the Smstools API at "
+        f"http://smstools-typo.invalid:80: {NO_NAME}. {ADVICE}'"
+    )
+    assert out.waits == [1, 2]
+
+
+def test_check_names_a_tls_error_at_once(emulator):
+    https = emulator.url.replace("http://", "https://")
+    out = cli.call("check", unreachable_config(https), secret="a-secret-1234", timings={})
+    assert out.connection_status["message"] == (
+        f"'Stream conversation is not available: Cannot reach the Smstools API at {https}: {TLS}. {ADVICE}'"
+    )
+    assert out.waits == []  # the same handshake fails the same way next time
+    assert emulator.requests == []  # the emulator saw bytes, no request it could read
+
+
+def test_a_read_with_nothing_reachable_ends_with_one_error_of_the_cause():
+    port = closed_port()
+    catalog = cli.catalog("incremental", list(cli.STREAMS))
+    config = unreachable_config(f"http://127.0.0.1:{port}", num_workers=2)
+    out = cli.call("read", config, catalog, secret="a-secret-1234", timings={})
+    assert out.returncode == 1
+    first, closing = out.errors  # ours, and the CDK's closing summary (the exit status needs it)
+    assert first["message"] == f"Cannot reach the Smstools API at http://127.0.0.1:{port}: {REFUSED}. {ADVICE}"
+    assert first["failure_type"] == "config_error"
+    assert closing["message"].startswith("During the sync, the following streams did not sync successfully: ")
+    # the first worker to fail tries three times (waits 1 s and 2 s), the other worker at most as
+    # many if it had started; after that no request is sent at all
+    assert not Counter([1, 2]) - Counter(out.waits) and not Counter(out.waits) - Counter([1, 1, 2, 2])
+    assert not out.records and "Rate limit" not in out.stdout
+
+
+def test_a_wrong_secret_ends_the_read_at_the_first_answer_with_one_error_and_no_dumps(emulator):
+    config = cli.config(emulator, client_secret="a-wrong-secret", num_workers=2)
+    out = cli.call("read", config, cli.catalog("incremental", list(cli.STREAMS)), secret="a-wrong-secret", timings={})
+    assert out.returncode == 1
+    first, closing = out.errors
+    assert (first["message"], first["internal_message"], first["failure_type"]) == (WRONG_SECRET, WRONG_SECRET, "config_error")
+    assert closing["message"].startswith("During the sync, the following streams did not sync successfully: ")
+    assert len(emulator.requests) <= 2  # the first round of the 2 workers, then nothing
+    for dump in ("Request (body)", "Response (body)", "Response (headers)", "X-Client-Id", "errorMsg"):
+        assert dump not in out.stdout
+    assert out.waits == [] and not out.records
+
+
+def test_check_with_a_wrong_secret_says_so(emulator):
+    out = cli.call("check", cli.config(emulator, client_secret="a-wrong-secret"), secret="a-wrong-secret", timings={})
+    assert out.connection_status == {"status": "FAILED", "message": f"'Stream conversation is not available: {WRONG_SECRET}'"}
+    assert len(emulator.requests) == 1
+
+
+def test_a_connection_lost_once_the_host_has_answered_keeps_its_retries(emulator):
+    # the host answered the inbox lookup: a reset on a conversation is a transient fault, waited
+    # for as before (10 s, plus the CDK's second), and nothing is lost
+    emulator.set_faults(rate=1.0, kinds=("reset",), count=1)
+    out = cli.call("read", cli.config(emulator, phone_numbers=["+" + emulator.phones()[0]]), cli.catalog(), timings={})
+    assert out.returncode == 0 and not out.errors
+    assert out.waits == [11.0]
+    assert len(out.records) == 30
