@@ -120,3 +120,47 @@ def test_a_connection_lost_once_the_host_has_answered_keeps_its_retries(emulator
     assert out.returncode == 0 and not out.errors
     assert out.waits == [11.0]
     assert len(out.records) == 30
+
+
+# -- phone numbers as people type them --------------------------------------------------------
+
+
+def test_typed_phone_numbers_sync_and_keep_the_state_saved_for_their_plain_form():
+    phone, other = "393331000000", "393331000001"
+    with Emulator({phone: make_conversation(phone, 5, seed=1), other: make_conversation(other, 3, seed=2)}) as emu:
+        first = cli.call("read", cli.config(emu, phone_numbers=["+393331000000"]), cli.catalog())
+        assert first.returncode == 0 and len(first.records) == 5
+        emu.clear_requests()
+        typed = ["+39 333 100 0000", "0039-333-100-0001", "(+39) 333.100.0000"]
+        second = cli.call("read", cli.config(emu, phone_numbers=typed), cli.catalog(), first.last_state)
+    assert second.returncode == 0 and not second.errors
+    # the same partition as before: known, with its cursor, and unchanged in the inbox and the log,
+    # so change detection does not ask for it again; the new phone is read whole; the third entry
+    # is the first again
+    assert sorted((r["phone"], r["unixDatetime"]) for r in second.records) == sorted(
+        ("+393331000001", m["unixDatetime"]) for m in make_conversation(other, 3, seed=2))
+    keys = [s["partition"]["phone"] for s in second.states[-1]["stream"]["stream_state"]["states"]]
+    assert keys == ["+393331000000", "+393331000001"]
+    assert [r["path"] for r in emu.requests if r["path"].startswith("/v1/conversation/")] == [
+        "/v1/conversation/393331000001"]
+
+
+@pytest.mark.parametrize("command", ["check", "read"])
+def test_an_entry_that_cannot_be_a_phone_number_is_refused_by_name_before_any_request(emulator, command):
+    config = cli.config(emulator, phone_numbers=["+39 333 100 0000", "12 34"])
+    out = cli.call(command, config, cli.catalog() if command == "read" else None)
+    expected = ("Phone Numbers (phone_numbers): '12 34' is not a phone number. Expected the country code "
+                "and the number, 6 to 15 digits, spaces, dashes, dots and brackets allowed, for example "
+                "+32 470 12 34 56.")
+    if command == "check":
+        assert out.connection_status == {"status": "FAILED", "message": repr(f"Encountered an error while discovering streams. Error: {expected}")}
+    else:
+        assert out.returncode == 1
+        assert [(e["message"], e["failure_type"]) for e in out.errors] == [(expected, "config_error")]
+    assert emulator.requests == []
+
+
+def test_letters_in_a_phone_number_are_refused_with_the_expected_form_not_a_regular_expression(emulator):
+    out = cli.call("check", cli.config(emulator, phone_numbers=["+39 333 abc"]))
+    assert out.connection_status == {
+        "status": "FAILED", "message": "Config validation error: phone_numbers[0]: '+39 333 abc' is not in the form +32 470 12 34 56"}
