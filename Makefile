@@ -8,20 +8,29 @@ DEMO_BIN  := $(DEMO_VENV)/bin
 
 .PHONY: help install test test-pyairbyte soak bench demo demo-install sync probe image clean
 
+# Every target, with its usual time on our 2-core machines (the first run builds a venv).
 help:
-	@echo "make demo   - sync sample conversations from the API emulator into DuckDB (PyAirbyte)"
-	@echo "make test   - unit, integration and acceptance tests, and the PyAirbyte test (what CI runs)"
-	@echo "make bench  - throughput, requests, concurrency, memory and start-up figures"
-	@echo "make soak   - the long reliability suite (faults, kills, load); writes RELIABILITY.md"
-	@echo "make sync CONFIG=secrets/config.json - the same sync as the demo, against the real API"
-	@echo "make probe CONFIG=secrets/config.json - what the real API answers (shapes, no values): .cache/probe.json"
-	@echo "make image  - build airbyte/source-smstools:dev with podman"
+	@echo "make demo          - sample conversations from the API emulator, synced with PyAirbyte into DuckDB"
+	@echo "                     (1.5 to 2.5 min the first time, to build .venv-demo; 35 s after that)"
+	@echo "make sync CONFIG=secrets/config.json [WAREHOUSE=postgresql://user@host:port/db]"
+	@echo "                   - the same sync against the real API, into DuckDB or PostgreSQL (as long as the sync)"
+	@echo "make test          - unit, integration and acceptance tests, and the PyAirbyte tests: what CI runs (6 to 8 min)"
+	@echo "make test-pyairbyte - every stream through PyAirbyte into DuckDB and into PostgreSQL (about 1 min)"
+	@echo "make install       - .venv with the connector and the test tools (40 to 55 s the first time, 10 s after)"
+	@echo "make demo-install  - .venv-demo with PyAirbyte and the connector (1 to 2.5 min the first time, 10 s after)"
+	@echo "make probe CONFIG=secrets/config.json - what the real API answers (shapes, no values): .cache/probe.json (seconds)"
+	@echo "make bench         - throughput, requests, concurrency, memory and start-up figures into BENCHMARKS.md"
+	@echo "                     (long: it prints each section as it starts, and the last full run's time first)"
+	@echo "make soak          - the long reliability suite (faults, kills, load); writes RELIABILITY.md (an hour or more)"
+	@echo "make image         - build airbyte/source-smstools:dev with podman (about 1 min, 2 to 3 the first time)"
+	@echo "make clean         - remove the venvs and build files (seconds; .cache/ with the DuckDB file is kept)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Dependencies change rarely: installed once per change of setup.py.
 $(VENV)/.deps: setup.py | $(BIN)/python
+	@echo "== $(VENV): installing the connector's dependencies and the test tools (40 to 55 s, once per change of setup.py)"
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q '.[tests]'
 	touch $@
@@ -52,6 +61,7 @@ soak: install
 BASELINE_REV := 144fefb
 BASELINE := .cache/bench-0.1.0
 $(BASELINE)/.deps:
+	@echo "== $(BASELINE): installing release 0.1.0 beside this one, for side-by-side figures (about 1 min, once)"
 	$(PYTHON) -m venv $(BASELINE)
 	$(BASELINE)/bin/pip install -q "git+file://$(CURDIR)@$(BASELINE_REV)"
 	touch $@
@@ -61,6 +71,7 @@ bench: install $(BASELINE)/.deps
 
 # PyAirbyte is heavy: it gets a venv of its own, so that `make test` (and CI) stays light.
 $(DEMO_VENV)/.deps: setup.py demo/requirements.txt
+	@echo "== $(DEMO_VENV): installing PyAirbyte, DuckDB and the connector (1 to 2.5 min, once per change of demo/requirements.txt)"
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_BIN)/pip install -q --upgrade pip
 	$(DEMO_BIN)/pip install -q -r demo/requirements.txt .
@@ -73,8 +84,11 @@ demo-install: $(DEMO_VENV)/.deps
 demo: demo-install
 	$(DEMO_BIN)/python demo/demo.py --emulator
 
+# WAREHOUSE: a PostgreSQL URL (postgresql://user:password@host:port/database) for PyAirbyte's
+# Postgres cache; empty, the DuckDB file .cache/smstools.duckdb
+WAREHOUSE ?=
 sync: demo-install
-	$(DEMO_BIN)/python demo/demo.py --config $(CONFIG)
+	$(DEMO_BIN)/python demo/demo.py --config $(CONFIG) $(if $(WAREHOUSE),--warehouse '$(WAREHOUSE)')
 
 # The shapes of the real API's answers (no phone, text or credential): the report to attach to an issue.
 probe: install

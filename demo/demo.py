@@ -245,7 +245,18 @@ def run_emulator_demo() -> None:
     summary(cache)
     emulator.stop()
     print(f"\nDone in {time.monotonic() - started:.0f} s. Explore the data:")
-    print(f"  .venv-demo/bin/python -c \"import duckdb; print(duckdb.connect('{DB_PATH.relative_to(ROOT)}').sql('select * from {DEMO_SCHEMA}.{STREAM} limit 5'))\"")
+    print(f"  {explore_command(DEMO_SCHEMA)}")
+
+
+def explore_command(schema: str) -> str:
+    """The shell line that shows a few rows. The connection is kept in a name while the result is
+    shown: a relation printed after its connection is collected fails ("Connection has already
+    been closed", duckdb 1.4)."""
+    query = f"select * from {schema}.{STREAM} limit 5"
+    return (
+        f".venv-demo/bin/python -c \"import duckdb; db = duckdb.connect('{DB_PATH.relative_to(ROOT)}', "
+        f"read_only=True); db.sql('{query}').show()\""
+    )
 
 
 def run_real_sync(config_path: Path) -> None:
@@ -270,7 +281,8 @@ def run_real_sync(config_path: Path) -> None:
     saved_state(cache)
     heading("2/2", "What is in the table")
     summary(cache)
-    print(f"\nDone in {time.monotonic() - started:.0f} s.")
+    print(f"\nDone in {time.monotonic() - started:.0f} s. Explore the data:")
+    print(f"  {explore_command(REAL_SCHEMA)}")
 
 
 def main() -> None:

@@ -4,7 +4,10 @@ name that does not resolve, https:// to a plain-HTTP server) and a wrong secret.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import socket
+import threading
 from collections import Counter
 
 import pytest
@@ -113,10 +116,11 @@ def test_check_with_a_wrong_secret_says_so(emulator):
 
 
 def test_a_connection_lost_once_the_host_has_answered_keeps_its_retries(emulator):
-    # the host answered the inbox lookup: a reset on a conversation is a transient fault, waited
-    # for as before (10 s, plus the CDK's second), and nothing is lost
-    emulator.set_faults(rate=1.0, kinds=("reset",), count=1)
-    out = cli.call("read", cli.config(emulator, phone_numbers=["+" + emulator.phones()[0]]), cli.catalog(), timings={})
+    # page 1 was answered: a reset on page 2 is a transient fault, waited for as before (10 s, plus
+    # the CDK's second), and nothing is lost
+    emulator.set_faults(rate=1.0, kinds=("reset",), count=1, pages=(2,))
+    config = cli.config(emulator, phone_numbers=["+" + emulator.phones()[0]], page_size=10)
+    out = cli.call("read", config, cli.catalog(), timings={})
     assert out.returncode == 0 and not out.errors
     assert out.waits == [11.0]
     assert len(out.records) == 30
@@ -164,3 +168,31 @@ def test_letters_in_a_phone_number_are_refused_with_the_expected_form_not_a_regu
     out = cli.call("check", cli.config(emulator, phone_numbers=["+39 333 abc"]))
     assert out.connection_status == {
         "status": "FAILED", "message": "Config validation error: phone_numbers[0]: '+39 333 abc' is not in the form +32 470 12 34 56"}
+
+
+def test_a_url_that_another_web_server_answers_with_404_is_said_at_once(tmp_path):
+    # a web server that is not the API (a typo in the host, or a path added to the URL)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        # without change detection's inbox lookup, whose HTML answer is retried as a cut-off page
+        # would be, until the conversation's 404 ends the sync (in real time, within its first wait)
+        config = unreachable_config(url, change_detection=False)
+        check = cli.call("check", config, secret="a-secret-1234", timings={})
+        read = cli.call("read", config, cli.catalog(), secret="a-secret-1234", timings={})
+    finally:
+        server.shutdown()
+        server.server_close()
+    def expected(endpoint: str) -> str:
+        return (
+            f"Nothing answers {endpoint} at this API Base URL (HTTP 404, not an answer of the Smstools API). "
+            "Check API Base URL (base_url): the address only, without a path such as /v1; leave it empty for "
+            "https://api.smsgatewayapi.com."
+        )
+
+    said = expected("/v1/conversation/{phone}")
+    assert check.connection_status == {"status": "FAILED", "message": repr(f"Stream conversation is not available: {said}")}
+    assert (read.errors[0]["message"], read.errors[0]["failure_type"]) == (said, "config_error")
+    assert check.waits == read.waits == []
