@@ -153,7 +153,7 @@ def test_typed_phone_numbers_sync_and_keep_the_state_saved_for_their_plain_form(
 def test_an_entry_that_cannot_be_a_phone_number_is_refused_by_name_before_any_request(emulator, command):
     config = cli.config(emulator, phone_numbers=["+39 333 100 0000", "12 34"])
     out = cli.call(command, config, cli.catalog() if command == "read" else None)
-    expected = ("Phone Numbers (phone_numbers): '12 34' is not a phone number. Expected the country code "
+    expected = ("phone_numbers[1]: '12 34' is not a phone number. Expected the country code "
                 "and the number, 6 to 15 digits, spaces, dashes, dots and brackets allowed, for example "
                 "+32 470 12 34 56.")
     if command == "check":

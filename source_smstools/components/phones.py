@@ -38,13 +38,15 @@ class TypedPhones(ConfigTransformation):
         config["phone_numbers"] = list(dict.fromkeys(listed_form(p) or p for p in phones))
 
 
-class PhoneNumber(ValidationStrategy):
-    """Refuses an entry of `phone_numbers` that cannot be a phone number, naming it."""
+class PhoneNumbers(ValidationStrategy):
+    """Refuses an entry of `phone_numbers` that cannot be a phone number, naming it and its place
+    (as the spec's own validation names a field: `phone_numbers[1]`)."""
 
     def validate(self, value: Any) -> None:
-        if listed_form(value) is None:
-            raise Refused(
-                f"Phone Numbers (phone_numbers): {value!r} is not a phone number. Expected the country "
-                f"code and the number, 6 to 15 digits, spaces, dashes, dots and brackets allowed, for "
-                f"example {EXAMPLE}."
-            )
+        for index, phone in enumerate(value if isinstance(value, list) else []):
+            if listed_form(phone) is None:
+                raise Refused(
+                    f"phone_numbers[{index}]: {phone!r} is not a phone number. Expected the country code "
+                    f"and the number, 6 to 15 digits, spaces, dashes, dots and brackets allowed, for "
+                    f"example {EXAMPLE}."
+                )
