@@ -47,10 +47,11 @@ test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 	$(MAKE) test-pyairbyte
 
-# Every stream through PyAirbyte into DuckDB, as users run it (column types, no type warning). It
-# needs PyAirbyte, so it runs in the demo venv: the first time, building it adds 1 to 1.5 minutes.
+# Every stream through PyAirbyte into DuckDB, as users run it (column types, no type warning), and
+# into a PostgreSQL server the test starts itself (Debian's postgresql package; strings as sent). It
+# needs PyAirbyte, so it runs in the demo venv: the first time, building it adds 1 to 2.5 minutes.
 test-pyairbyte: demo-install
-	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py
+	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py demo/test_postgres.py
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
 soak: install
@@ -87,8 +88,10 @@ demo: demo-install
 # WAREHOUSE: a PostgreSQL URL (postgresql://user:password@host:port/database) for PyAirbyte's
 # Postgres cache; empty, the DuckDB file .cache/smstools.duckdb
 WAREHOUSE ?=
+# (not echoed: the URL may hold a password; PGPASSWORD works too)
 sync: demo-install
-	$(DEMO_BIN)/python demo/demo.py --config $(CONFIG) $(if $(WAREHOUSE),--warehouse '$(WAREHOUSE)')
+	@echo "$(DEMO_BIN)/python demo/demo.py --config $(CONFIG)$(if $(WAREHOUSE), --warehouse <WAREHOUSE>)"
+	@$(DEMO_BIN)/python demo/demo.py --config $(CONFIG) $(if $(WAREHOUSE),--warehouse '$(WAREHOUSE)')
 
 # The shapes of the real API's answers (no phone, text or credential): the report to attach to an issue.
 probe: install
