@@ -316,7 +316,11 @@ def main() -> None:
     except ab.exceptions.PyAirbyteError as error:
         # The connector's own ERROR lines above say what went wrong; PyAirbyte's error adds where
         # its log is. Nothing of the sync so far is lost: the next run goes on from the saved state.
-        sys.exit(f"\nThe sync failed. {error}")
+        log = getattr(error, "log_file", None)
+        sys.exit(
+            "\nThe sync failed: the connector's ERROR line above says why and what to do."
+            + (f" The connector's whole log: {log}" if log else f" ({type(error).__name__})")
+        )
 
 
 if __name__ == "__main__":
