@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Union
+from typing import Any, List, Mapping, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
-from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler
+from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler, HttpResponseFilter
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
     SUCCESS_RESOLUTION,
     ErrorResolution,
@@ -18,7 +18,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_smstools.components.pages import body_of, describe
+from source_smstools.components.pages import body_of, describe, parsed_view
 from source_smstools.components.session import TRIES, host_of, session, unreachable
 
 logger = logging.getLogger("airbyte")
@@ -52,9 +52,16 @@ def missed_phones(source: str, reason: str) -> str:
 @dataclass
 class ParsingErrorHandler(DefaultErrorHandler):
     """A DefaultErrorHandler that parses each answer once, into its endpoint's documented shape
-    (`$parameters`: shape, records_key), before its filters read it (pages.body_of)."""
+    (`$parameters`: shape, records_key), and shows its filters that body (pages.parsed_view).
+
+    Its filters are the manifest's shared ones around its own: `shared_first`, then
+    `response_filters` (what a refusal means for this handler), then `shared_last`."""
+
+    shared_first: Optional[List[HttpResponseFilter]] = None
+    shared_last: Optional[List[HttpResponseFilter]] = None
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.response_filters = [*(self.shared_first or []), *(self.response_filters or []), *(self.shared_last or [])]
         super().__post_init__(parameters)
         self._parameters = dict(parameters or {})
         # the CDK's own short waits (1 s, 2 s) for a host that has not answered yet
@@ -68,16 +75,17 @@ class ParsingErrorHandler(DefaultErrorHandler):
             url = getattr(response_or_exception.request, "url", None)
             if isinstance(url, str):
                 contact.answered.add(host_of(url))
-            body_of(response_or_exception, self._parameters)
-        elif isinstance(response_or_exception, Exception):
-            kind = contact.first_contact(response_or_exception)
+            # the filters read the body parsed once, through a view: the response stays untouched
+            resolution = super().interpret_response(parsed_view(response_or_exception, self._parameters))
+        else:
+            kind = contact.first_contact(response_or_exception) if isinstance(response_or_exception, Exception) else None
             if kind:
                 request = response_or_exception.request
                 message = unreachable(request.url, kind)
                 if contact.tries(request) >= TRIES[kind]:
                     raise contact.refuse(message)
                 return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, message)
-        resolution = super().interpret_response(response_or_exception)
+            resolution = super().interpret_response(response_or_exception)
         if resolution.response_action == ResponseAction.FAIL and resolution.failure_type == FailureType.config_error:
             # raised here, not returned: the CDK would log and trace the request, the answer and
             # its headers, and each phone would say it again
