@@ -80,19 +80,26 @@ def test_check_names_a_tls_error_at_once(emulator):
     assert emulator.requests == []  # the emulator saw bytes, no request it could read
 
 
-def test_a_read_with_nothing_reachable_ends_with_one_error_of_the_cause():
+@pytest.mark.parametrize("kind", ["refused", "dns", "tls"])
+def test_a_read_with_nothing_reachable_ends_with_one_error_of_the_cause(emulator, kind):
     port = closed_port()
+    url, host, cause, first_waits = {
+        "refused": (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}", REFUSED, [1, 2]),
+        "dns": ("http://smstools-typo.invalid", "http://smstools-typo.invalid:80", NO_NAME, [1, 2]),
+        "tls": (emulator.url.replace("http://", "https://"), emulator.url.replace("http://", "https://"), TLS, []),
+    }[kind]
     catalog = cli.catalog("incremental", list(cli.STREAMS))
-    config = unreachable_config(f"http://127.0.0.1:{port}", num_workers=2)
+    config = unreachable_config(url, num_workers=2)
     out = cli.call("read", config, catalog, secret="a-secret-1234", timings={})
     assert out.returncode == 1
     first, closing = out.errors  # ours, and the CDK's closing summary (the exit status needs it)
-    assert first["message"] == f"Cannot reach the Smstools API at http://127.0.0.1:{port}: {REFUSED}. {ADVICE}"
+    assert first["message"] == f"Cannot reach the Smstools API at {host}: {cause}. {ADVICE}"
     assert first["failure_type"] == "config_error"
     assert closing["message"].startswith("During the sync, the following streams did not sync successfully: ")
-    # the first worker to fail tries three times (waits 1 s and 2 s), the other worker at most as
-    # many if it had started; after that no request is sent at all
-    assert not Counter([1, 2]) - Counter(out.waits) and not Counter(out.waits) - Counter([1, 1, 2, 2])
+    # the first worker to fail tries three times (waits 1 s and 2 s; a TLS error once), the other
+    # worker at most as many if it had started; after that no request is sent at all
+    assert not Counter(first_waits) - Counter(out.waits)
+    assert not Counter(out.waits) - Counter(first_waits * 2)
     assert not out.records and "Rate limit" not in out.stdout
 
 
