@@ -35,6 +35,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from source_smstools.components import coverage, sources
 from source_smstools.components.errors import missed_phones
+from source_smstools.components.session import Refused
 from source_smstools.components.sources import WATCHED, Fetch, SourceRead
 
 logger = logging.getLogger("airbyte")
@@ -246,6 +247,8 @@ class ChangeDetection:
                 reads[name] = sources.read_source(
                     stream, stop, WATCHED[name], normalize, self.page_size, (fetchers or {}).get(name), position_only
                 )
+            except Refused:
+                raise  # the config is wrong: the sync ends here, said once
             except Exception as error:  # forbidden, or an answer we cannot understand
                 self.unreadable.append(name)
                 if name in discover_from:
