@@ -18,6 +18,8 @@ from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination
 from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_smstools.components.paging import messages_to_pass
+
 # -- every answer parsed once ------------------------------------------------------------------
 # Each HttpResponseFilter with a `predicate` calls `response.json()`, which parses the whole body
 # again with the standard json module, and DpathExtractor's lookup walks every value of a page:
@@ -168,7 +170,7 @@ class ConversationExtractor(RecordExtractor):
                 internal_message=f"unexpected answer from {_without_query(response.url)}: {describe(body)}",
                 failure_type=FailureType.system_error,
             )
-        return messages
+        return messages_to_pass(response.request.url, body, int(self.config.get("page_size") or 2000))
 
 
 def _without_query(url: Optional[str]) -> str:

@@ -1,0 +1,449 @@
+"""The conversation's paging: which page to ask for next, and what each answer proves.
+
+The API pages a conversation with `page` and `limit` only, newest first. Nothing in an answer is
+trusted beyond what the answers read so far show:
+
+- each answer must be the page asked for (`page` as asked, not the page before again);
+- an empty page ends the phone's read; the pages asked for are bounded by the first page's
+  `total` and the page size (plus the re-reads below);
+- at each boundary between two pages, what the pages hold says whether something moved: the
+  previous page's last messages seen again at the start of the next (messages inserted above:
+  read twice, passed once), `total` smaller than before (messages deleted above may have moved
+  unread messages onto the page already read), or one second's messages cut by the boundary (an
+  API whose order within a second is not stable may show some twice and others never). Each of
+  these is settled by re-reading the region around the boundary with one request whose page size
+  holds it whole, with a message of another second on either side of it; what that re-read holds
+  beyond what was passed is passed too;
+- a read stops before the last page only on evidence (`stops_early`).
+
+Components are shared by every phone and called from several threads at once: what a read
+remembers is kept per phone (`READS`), under a lock, and dropped when its read ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import InitVar, dataclass, field
+from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.extractors.record_filter import RecordFilter
+from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
+from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
+    PaginationStrategy,
+)
+from airbyte_cdk.sources.types import Config, StreamSlice
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+logger = logging.getLogger("airbyte")
+
+MAX_LIMIT = 2000  # the API's largest page
+ATTEMPTS = 3  # re-reads of one boundary before the phone fails
+EXTRA_PAGES = 10  # pages beyond what the first page's total allows (messages that arrive during the read)
+MAX_WINDOWS = 50  # re-reads in one phone's read
+
+
+def seconds(value: Any) -> Optional[int]:
+    """A message's `unixDatetime` as an integer (a PHP backend's "1749113086" too); None otherwise."""
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def key(message: Any) -> Tuple[Any, ...]:
+    """What tells two messages apart (the fields the connector's `id` is made of), as sent."""
+    if not isinstance(message, dict):
+        return (repr(message),)
+    return tuple(
+        str(message.get(name)) for name in ("messageId", "direction", "unixDatetime", "sender", "receiver", "message")
+    )
+
+
+def asked(url: str) -> Tuple[str, int, Optional[int]]:
+    """The phone, the page and the limit of a conversation request, from its URL."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    phone = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    page = int((query.get("page") or ["1"])[-1])
+    limit = query.get("limit")
+    return phone, page, int(limit[-1]) if limit else None
+
+
+def window(lo: int, hi: int) -> Optional[Tuple[int, int]]:
+    """The page and limit of the smallest page that holds positions lo..hi (0-based) whole."""
+    for limit in range(hi - lo + 1, MAX_LIMIT + 1):
+        start = (lo // limit) * limit
+        if start + limit > hi:
+            return start // limit + 1, limit
+    return None
+
+
+class PagingError(AirbyteTracedException):
+    """An answer that breaks what paging relies on: the phone fails, its cursor stays where it was."""
+
+    def __init__(self, phone: str, page: int, what: str) -> None:
+        message = f"Phone {phone}, page {page}: {what}; its cursor stays where it was, the next sync reads it again."
+        super().__init__(message=message, internal_message=message, failure_type=FailureType.system_error)
+
+
+@dataclass
+class Reread:
+    """The region around the boundary before `page`: the messages of seconds `newest`..`oldest`,
+    at positions about `lo`..`hi` when planned, of which `passed` were already passed on."""
+
+    page: int
+    newest: int
+    oldest: int
+    lo: int
+    hi: int
+    passed: set
+    why: str
+    attempts: int = 0
+    asked: Tuple[int, int] = (0, 0)  # (page, limit) of the request
+
+    def plan(self) -> Optional[Tuple[int, int]]:
+        margin = 2 ** self.attempts  # wider at each attempt: the region may still be moving
+        found = window(max(0, self.lo - margin), self.hi + margin)
+        if found:
+            self.asked = found
+        return found
+
+
+@dataclass
+class Read:
+    """One phone's read so far."""
+
+    size: int
+    total: int  # as the first page said it
+    last_total: int = 0
+    page: int = 0  # the last page of `size` read
+    count: int = 0  # its messages
+    first: Tuple[Any, ...] = ()  # its first message
+    tail: List[Tuple[Optional[int], Tuple[Any, ...]]] = field(default_factory=list)  # its last messages
+    reread: Optional[Reread] = None
+    windows: int = 0
+    after: Optional[int] = None  # the page to ask for once the re-read is done (None: the end)
+    decided: bool = False  # `after` is decided
+
+
+class Reads:
+    """The reads in progress, one per phone."""
+
+    def __init__(self) -> None:
+        self._reads: dict[str, Read] = {}
+        self._lock = threading.Lock()
+
+    def get(self, phone: str) -> Optional[Read]:
+        with self._lock:
+            return self._reads.get(phone)
+
+    def start(self, phone: str, read: Read) -> Read:
+        with self._lock:
+            self._reads[phone] = read
+        return read
+
+    def end(self, phone: str) -> None:
+        with self._lock:
+            self._reads.pop(phone, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._reads)
+
+
+READS = Reads()
+
+
+# -- what each answer holds ----------------------------------------------------------------------
+
+
+def messages_to_pass(url: str, body: Mapping[str, Any], size: int) -> list:
+    """The messages of a conversation answer to pass on, after checking what the answer says
+    against what was asked and what was read before. Raises PagingError on what paging cannot go
+    on from."""
+    phone, page, limit = asked(url)
+    messages = body["conversation"]
+    if body["page"] != page:
+        READS.end(phone)
+        raise PagingError(phone, page, f"the answer says it is page {body['page']}, not the page asked for")
+    read = READS.get(phone)
+    if read is not None and read.reread is not None and (page, limit) == read.reread.asked:
+        return _reread(phone, read, body, messages)
+    if page == 1 or read is None:
+        read = READS.start(phone, Read(size=limit or size, total=body["total"]))
+    elif page != read.page + 1:
+        READS.end(phone)
+        raise PagingError(phone, page, f"asked out of turn (page {read.page} was the last read)")
+    else:
+        messages = _boundary(phone, read, page, body, messages)
+    read.page, read.last_total, read.decided = page, body["total"], False
+    read.count, read.first = len(body["conversation"]), key(body["conversation"][0]) if body["conversation"] else ()
+    read.tail = _tail(body["conversation"], read.tail)
+    return messages
+
+
+def _at(message: Any) -> Optional[int]:
+    return seconds(message.get("unixDatetime")) if isinstance(message, dict) else None
+
+
+def _tail(messages: list, before: list) -> list:
+    """The last messages of a page: the last one and those of the same second before it."""
+    if not messages:
+        return before
+    last = _at(messages[-1])
+    tail = []
+    for message in reversed(messages):
+        if tail and (last is None or _at(message) != last):
+            break
+        tail.append((last, key(message)))
+        if len(tail) >= MAX_LIMIT:
+            break
+    tail.reverse()
+    return tail
+
+
+def _boundary(phone: str, read: Read, page: int, body: Mapping[str, Any], messages: list) -> list:
+    """Page `page` (after `read.page`): the messages to pass, and the re-read of the boundary
+    between them planned when the pages show that something moved."""
+    if messages and len(messages) == read.count and key(messages[0]) == read.first and key(messages[-1]) == read.tail[-1][1]:
+        raise PagingError(phone, page, f"the answer repeats page {read.page} ({len(messages)} messages)")
+    last_at = read.tail[-1][0] if read.tail else None
+    if last_at is None:
+        return messages
+    seen = {k for _, k in read.tail}
+    # Messages newer than the last page's last: messages were inserted above since it was read,
+    # and these were read already (or are out of order): passed again, which loses nothing.
+    newer = 0
+    while newer < len(messages) and (_at(messages[newer]) or 0) > last_at:
+        newer += 1
+    found = any(key(m) in seen for m in messages[: newer + len(seen)])
+    # the last page's last messages again: passed once
+    rest = messages[:newer] + [m for m in messages[newer : newer + len(seen)] if key(m) not in seen] + messages[newer + len(seen) :]
+    shrunk = read.last_total - body["total"]
+    first_at = _at(messages[newer]) if newer < len(messages) else None
+    why = None
+    if newer == 0 and first_at == last_at:
+        # one second's messages on both sides of the boundary, in an order that may differ from one
+        # answer to the next: some could be on neither page
+        why = "messages of one second are on both sides of the boundary"
+    elif shrunk > 0 and not found:
+        # messages deleted above move unread ones up, onto the page already read
+        why = f"the conversation shrank from {read.last_total} to {body['total']} messages while it was read"
+    if why is None:
+        return rest
+    if newer < len(messages) and (first_at is None or first_at > last_at):
+        READS.end(phone)
+        raise PagingError(phone, page, f"{why}, and the messages at the boundary are not in newest-first order")
+    oldest = first_at if first_at is not None else -(10**18)  # an empty page: to the end
+    head = newer
+    while head < len(messages) and _at(messages[head]) == oldest:
+        head += 1
+    start = (page - 1) * read.size
+    read.reread = Reread(
+        page=page, newest=last_at, oldest=oldest, lo=start - len(read.tail) - max(shrunk, 0), hi=start + head - 1,
+        passed=seen | {key(m) for m in messages[newer:head]}, why=why,
+    )
+    if read.reread.plan() is None:
+        READS.end(phone)
+        raise PagingError(phone, page, f"{why}, and the messages around it do not fit one page")
+    return rest
+
+
+def _reread(phone: str, read: Read, body: Mapping[str, Any], messages: list) -> list:
+    """The answer to a re-read of a boundary: the messages of its region not passed yet, once the
+    answer holds the region whole (a message of another second on either side of it, or the start
+    or the end of the conversation)."""
+    reread = read.reread
+    page, limit = reread.asked
+    read.windows += 1
+    region: list = []
+    before = page == 1  # the start of the conversation: nothing before it
+    after = None
+    for message in messages:
+        at = _at(message)
+        if at is None:
+            after = False  # no time to place it by
+            break
+        if not region and at > reread.newest:
+            before = True
+        elif reread.oldest <= at <= reread.newest:
+            region.append(message)
+        else:
+            after = at < reread.oldest  # False: newer after the region, not newest first
+            break
+    if after is None:  # no message after the region: whole only at the end of the conversation
+        after = len(messages) < limit or page * limit >= body["total"]
+    if before and after:
+        read.reread = None
+        new = [m for m in region if key(m) not in reread.passed]
+        if new:
+            logger.warning(
+                f"Phone {phone}, page {reread.page}: {reread.why}; {len(new)} messages found by reading the boundary "
+                f"again (page {page} of {limit} messages)."
+            )
+        return new
+    reread.attempts += 1
+    if reread.attempts >= ATTEMPTS or read.windows >= MAX_WINDOWS or reread.plan() is None:
+        READS.end(phone)
+        raise PagingError(
+            phone, reread.page, f"{reread.why}, and {reread.attempts} re-reads of the boundary did not hold its messages whole"
+        )
+    return []
+
+
+# -- which page next ---------------------------------------------------------------------------
+
+
+def stops_early(messages: list, lower: Optional[int], upper: Optional[int]) -> bool:
+    """Whether a page proves that the pages after it hold only messages older than `lower` (the
+    cursor minus the lookback): its messages in newest-first order, each with a time that is a
+    positive integer no later than `upper` (the sync's clock), and its last two older than `lower`.
+    One message past that point could be one out of order; the read goes on."""
+    if lower is None or len(messages) < 2:
+        return False
+    last = [seconds(m.get("unixDatetime")) if isinstance(m, dict) else None for m in messages[-2:]]
+    if last[0] is None or last[1] is None or last[0] >= lower or last[1] >= lower:
+        return False  # the usual case, decided without a look at the rest of the page
+    newer = upper if upper is not None else math.inf
+    for message in messages:
+        at = seconds(message.get("unixDatetime")) if isinstance(message, dict) else None
+        if at is None or at <= 0 or at > newer:
+            return False
+        newer = at
+    return True
+
+
+def bounds(stream_slice: Optional[StreamSlice]) -> Tuple[Optional[int], Optional[int]]:
+    """The slice's start (the cursor minus the lookback, or the start date) and end (the sync's
+    clock), in seconds; None where the slice has none (full refresh)."""
+    cursor = getattr(stream_slice, "cursor_slice", None) or {}
+    return seconds(cursor.get("start_time")), seconds(cursor.get("end_time"))
+
+
+@dataclass
+class ConversationPages(PaginationStrategy):
+    """The next request of a phone's conversation: the next page, a re-read of a boundary
+    (`messages_to_pass`), or none. Tokens are {"page", "limit"}, which the requester sends."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    page_size: Union[int, str] = 2000
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        size = self.page_size
+        if isinstance(size, str):
+            size = InterpolatedString.create(size, parameters=parameters).eval(self.config)
+        self._page_size = int(size)
+        self._parameters = dict(parameters or {})
+
+    @property
+    def initial_token(self) -> Optional[Any]:
+        return None  # the first request carries no `page`: the API starts at 1
+
+    def get_page_size(self) -> Optional[int]:
+        return self._page_size
+
+    def next_page_token(
+        self,
+        response: requests.Response,
+        last_page_size: int,
+        last_record: Optional[Any],
+        last_page_token_value: Optional[Any] = None,
+        page_size_override: Optional[int] = None,
+        stream_slice: Optional[StreamSlice] = None,
+    ) -> Optional[Any]:
+        from source_smstools.components.pages import body_of  # pages imports this module
+
+        phone, page, _ = asked(response.request.url)
+        read = READS.get(phone)
+        if read is None:
+            return None
+        if not read.decided:
+            read.after = self._after(phone, read, body_of(response, self._parameters), stream_slice)
+            read.decided = True
+        if read.reread is not None:
+            page, limit = read.reread.asked
+            return {"page": page, "limit": limit}
+        if read.after is None:
+            READS.end(phone)
+            return None
+        return {"page": read.after, "limit": read.size}
+
+    def _after(self, phone: str, read: Read, body: Mapping[str, Any], stream_slice: Optional[StreamSlice]) -> Optional[int]:
+        """The page after `read.page` (the page just read), or None when the read ends there."""
+        messages = body["conversation"]
+        if not messages:
+            if body["total"] > (read.page - 1) * read.size:
+                logger.warning(
+                    f"Phone {phone}, page {read.page}: an empty page, where the conversation's total "
+                    f"({body['total']}) promised more; the phone's read ends here."
+                )
+            return None
+        if read.page * read.size >= body["total"]:
+            return None
+        if stops_early(messages, *bounds(stream_slice)):
+            return None
+        limit = math.ceil(read.total / read.size) + EXTRA_PAGES
+        if read.page + 1 > limit:
+            READS.end(phone)
+            raise PagingError(
+                phone, read.page + 1,
+                f"more pages than the first page's total ({read.total}) allows at {read.size} a page, "
+                f"plus {EXTRA_PAGES} (the total now says {body['total']})",
+            )
+        return read.page + 1
+
+
+# -- what a message's time means ---------------------------------------------------------------
+
+
+@dataclass
+class MessageTimes(RecordFilter):
+    """The messages of a page to sync: those at or after the slice's start (the cursor minus the
+    lookback, or the start date), and every message whose time cannot place it, which is never
+    dropped: a `unixDatetime` that is missing, not an integer, 0 or negative passes as sent (its
+    `datetime_utc` empty), and one later than the sync's clock passes with `unixDatetime` empty,
+    so that the phone's cursor does not move past messages not read yet (the API's `datetime` text
+    still says what it said). Said once per page, with the phone and the page."""
+
+    def filter_records(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        stream_state: Any,
+        stream_slice: Optional[StreamSlice] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[Mapping[str, Any]]:
+        lower, upper = bounds(stream_slice)
+        lower = -math.inf if lower is None else lower
+        upper = math.inf if upper is None else upper
+        odd = later = 0
+        for record in records:
+            at = record.get("unixDatetime")
+            if type(at) is int and at > 0:
+                if at < lower:
+                    continue
+                if at > upper:
+                    later += 1
+                    record["unixDatetime"] = None  # type: ignore[index]
+                    record["datetime_utc"] = None  # type: ignore[index]
+            else:
+                odd += 1
+            yield record
+        if odd or later:
+            token = (next_page_token or {}).get("next_page_token") or {}
+            phone = (getattr(stream_slice, "partition", None) or {}).get("phone", "")
+            what = []
+            if odd:
+                what.append(f"{odd} with a unixDatetime that is missing, not an integer, 0 or negative (passed as sent)")
+            if later:
+                what.append(f"{later} with a unixDatetime later than the sync's clock (passed with unixDatetime empty)")
+            logger.warning(
+                f"Phone {str(phone).lstrip('+')}, page {token.get('page', 1)}: messages whose time cannot place them: "
+                + "; ".join(what) + ". They are synced, and the phone's cursor does not move past them."
+            )
