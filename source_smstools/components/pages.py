@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import InitVar, dataclass
 from typing import Any, Generator, Iterable, Mapping, MutableMapping, Optional, Union
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import requests
@@ -29,6 +31,8 @@ from source_smstools.components.paging import messages_to_pass
 # `response.json()`: the manifest's filters, the decoder below (extractors, paginators) and the
 # components of this module all read that one body.
 
+logger = logging.getLogger("airbyte")
+
 _BODY = "_smstools_body"
 _BOM = b"\xef\xbb\xbf"
 NOT_JSON = object()  # the body of an answer that is not JSON (or was cut short)
@@ -42,7 +46,7 @@ def body_of(response: requests.Response, parameters: Optional[Mapping[str, Any]]
         try:
             body = tolerant(parse(response.content), parameters or {})
         except ValueError:
-            body = NOT_JSON
+            body = tolerant(not_utf8(response), parameters or {})
         response.__dict__[_BODY] = body
         response.json = _answer(body)  # type: ignore[method-assign]  # what every filter reads
     return body
@@ -67,6 +71,27 @@ def parse(content: bytes) -> Any:
         # orjson refuses a lone surrogate ("\\ud800"), which is valid JSON: a message holding one
         # would fail the whole sync
         return json.loads(content)
+
+
+def not_utf8(response: requests.Response) -> Any:
+    """A body that is JSON but for bytes that are not UTF-8 (a Latin-1 text stored as it came):
+    read with U+FFFD in their place, said once per answer with where it came from (never the text).
+    NOT_JSON for a body that is not JSON after all (cut short, HTML, text): it is retried."""
+    content = response.content or b""
+    try:
+        content.decode("utf-8")
+        return NOT_JSON  # UTF-8 throughout: it is the JSON that is broken
+    except UnicodeDecodeError:
+        pass
+    try:
+        body = parse(content.decode("utf-8", "replace").encode())
+    except ValueError:
+        return NOT_JSON
+    parts = urlsplit(response.url or "")
+    phone, page = parts.path.rstrip("/").rsplit("/", 1)[-1], (parse_qs(parts.query).get("page") or ["1"])[-1]
+    where = f"Phone {phone}, page {page}" if "/conversation/" in parts.path else f"{parts.path}, page {page}"
+    logger.warning(f"{where}: the answer holds bytes that are not UTF-8; they are read as U+FFFD (\ufffd).")
+    return body
 
 
 # -- what a PHP backend sends for the documented shape ------------------------------------------

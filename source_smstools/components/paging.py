@@ -228,9 +228,14 @@ def _boundary(phone: str, read: Read, page: int, body: Mapping[str, Any], messag
     shrunk = read.last_total - body["total"]
     first_at = _at(messages[newer]) if newer < len(messages) else None
     why = None
-    if newer == 0 and first_at == last_at:
+    head = newer
+    while head < len(messages) and _at(messages[head]) == last_at:
+        head += 1
+    inserted = body["total"] > read.last_total and all(key(m) in seen for m in messages[newer:head])
+    if newer == 0 and first_at == last_at and not inserted:
         # one second's messages on both sides of the boundary, in an order that may differ from one
-        # answer to the next: some could be on neither page
+        # answer to the next: some could be on neither page (the last page's last messages seen
+        # again after as many new ones: messages inserted above, nothing to re-read)
         why = "messages of one second are on both sides of the boundary"
     elif shrunk > 0 and not found:
         # messages deleted above move unread ones up, onto the page already read
