@@ -90,7 +90,7 @@ def not_utf8(response: requests.Response) -> Any:
     parts = urlsplit(response.url or "")
     phone, page = parts.path.rstrip("/").rsplit("/", 1)[-1], (parse_qs(parts.query).get("page") or ["1"])[-1]
     where = f"Phone {phone}, page {page}" if "/conversation/" in parts.path else f"{parts.path}, page {page}"
-    logger.warning(f"{where}: the answer holds bytes that are not UTF-8; they are read as U+FFFD (\ufffd).")
+    logger.warning(f"{where}: the answer holds bytes that are not UTF-8; they are read as U+FFFD.")
     return body
 
 

@@ -129,6 +129,7 @@ class Read:
     reread: Optional[Reread] = None
     windows: int = 0
     after: Optional[int] = None  # the page to ask for once the re-read is done (None: the end)
+    held: list = field(default_factory=list)  # messages older than the cursor, passed if a newer one follows
     decided: bool = False  # `after` is decided
 
 
@@ -289,8 +290,8 @@ def _reread(phone: str, read: Read, body: Mapping[str, Any], messages: list) -> 
         new = [m for m in region if key(m) not in reread.passed]
         if new:
             logger.warning(
-                f"Phone {phone}, page {reread.page}: {reread.why}; {len(new)} messages found by reading the boundary "
-                f"again (page {page} of {limit} messages)."
+                f"Phone {phone}, page {reread.page}: {reread.why}; messages found by reading the boundary again: "
+                f"{len(new)} (page {page} of {limit} messages)."
             )
         return new
     reread.attempts += 1
@@ -307,20 +308,33 @@ def _reread(phone: str, read: Read, body: Mapping[str, Any], messages: list) -> 
 
 def stops_early(messages: list, lower: Optional[int], upper: Optional[int]) -> bool:
     """Whether a page proves that the pages after it hold only messages older than `lower` (the
-    cursor minus the lookback): its messages in newest-first order, each with a time that is a
-    positive integer no later than `upper` (the sync's clock), and its last two older than `lower`.
-    One message past that point could be one out of order; the read goes on."""
+    cursor minus the lookback): its messages with a usable time (a positive integer no later than
+    `upper`, the sync's clock) in newest-first order, and the last two of them older than `lower`.
+    One message past that point could be one out of order: the read goes on. Messages whose time
+    cannot place them prove nothing either way, and are passed wherever they are."""
     if lower is None or len(messages) < 2:
         return False
-    last = [seconds(m.get("unixDatetime")) if isinstance(m, dict) else None for m in messages[-2:]]
-    if last[0] is None or last[1] is None or last[0] >= lower or last[1] >= lower:
-        return False  # the usual case, decided without a look at the rest of the page
-    newer = upper if upper is not None else math.inf
+    top = upper if upper is not None else math.inf
+
+    def usable(at: Optional[int]) -> bool:
+        return at is not None and 0 < at <= top
+
+    last = []  # the last two usable times, from the end: the usual page is decided by these alone
+    for message in reversed(messages):
+        at = _at(message)
+        if usable(at):
+            last.append(at)
+            if len(last) == 2:
+                break
+    if len(last) < 2 or last[0] >= lower or last[1] >= lower:
+        return False
+    newer = math.inf
     for message in messages:
-        at = seconds(message.get("unixDatetime")) if isinstance(message, dict) else None
-        if at is None or at <= 0 or at > newer:
-            return False
-        newer = at
+        at = _at(message)
+        if usable(at):
+            if at > newer:
+                return False  # not newest first
+            newer = at
     return True
 
 
@@ -427,28 +441,43 @@ class MessageTimes(RecordFilter):
         lower, upper = bounds(stream_slice)
         lower = -math.inf if lower is None else lower
         upper = math.inf if upper is None else upper
+        phone = str((getattr(stream_slice, "partition", None) or {}).get("phone", ""))
+        held: Optional[list] = None
         odd = later = 0
         for record in records:
+            if held is None:
+                # Messages older than `lower` end a newest-first read: held back, and dropped when
+                # the read ends; one followed by a newer message was out of order, and is passed with
+                # it. Looked up at the first record: the page's read starts when it is extracted.
+                read = READS.get(phone.replace("+", ""))
+                held = read.held if read is not None else []
             at = record.get("unixDatetime")
             if type(at) is int and at > 0:
                 if at < lower:
+                    held.append(record)
+                    if len(held) > MAX_LIMIT:  # bounded: passed, which loses nothing
+                        yield from held
+                        held.clear()
                     continue
                 if at > upper:
                     later += 1
                     record["unixDatetime"] = None  # type: ignore[index]
                     record["datetime_utc"] = None  # type: ignore[index]
+                elif held:
+                    yield from held
+                    held.clear()
             else:
-                odd += 1
+                odd += 1  # its time says nothing of the order: held messages stay held
             yield record
         if odd or later:
-            token = (next_page_token or {}).get("next_page_token") or {}
-            phone = (getattr(stream_slice, "partition", None) or {}).get("phone", "")
+            read = READS.get(phone.replace("+", ""))
+            page = read.page if read is not None else "?"
             what = []
             if odd:
                 what.append(f"{odd} with a unixDatetime that is missing, not an integer, 0 or negative (passed as sent)")
             if later:
                 what.append(f"{later} with a unixDatetime later than the sync's clock (passed with unixDatetime empty)")
             logger.warning(
-                f"Phone {str(phone).lstrip('+')}, page {token.get('page', 1)}: messages whose time cannot place them: "
+                f"Phone {phone.lstrip('+')}, page {page}: messages whose time cannot place them: "
                 + "; ".join(what) + ". They are synced, and the phone's cursor does not move past them."
             )
