@@ -169,9 +169,16 @@ def messages_to_pass(url: str, body: Mapping[str, Any], size: int) -> list:
     against what was asked and what was read before. Raises PagingError on what paging cannot go
     on from."""
     phone, page, limit = asked(url)
+    try:
+        return _to_pass(phone, page, limit, body, size)
+    except PagingError:
+        READS.end(phone)  # what the read remembered goes with it
+        raise
+
+
+def _to_pass(phone: str, page: int, limit: Optional[int], body: Mapping[str, Any], size: int) -> list:
     messages = body["conversation"]
     if body["page"] != page:
-        READS.end(phone)
         raise PagingError(phone, page, f"the answer says it is page {body['page']}, not the page asked for")
     read = READS.get(phone)
     if read is not None and read.reread is not None and (page, limit) == read.reread.asked:
@@ -179,7 +186,6 @@ def messages_to_pass(url: str, body: Mapping[str, Any], size: int) -> list:
     if page == 1 or read is None:
         read = READS.start(phone, Read(size=limit or size, total=body["total"]))
     elif page != read.page + 1:
-        READS.end(phone)
         raise PagingError(phone, page, f"asked out of turn (page {read.page} was the last read)")
     else:
         messages = _boundary(phone, read, page, body, messages)
