@@ -153,10 +153,6 @@ class Reads:
         with self._lock:
             self._reads.pop(phone, None)
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._reads)
-
 
 READS = Reads()
 
@@ -222,49 +218,61 @@ def _boundary(phone: str, read: Read, page: int, body: Mapping[str, Any], messag
         raise PagingError(phone, page, f"the answer repeats page {read.page} ({len(messages)} messages)")
     last_at = read.tail[-1][0] if read.tail else None
     if last_at is None:
-        return messages
+        return messages  # a page that ends in a message without a usable time: nothing to compare
     seen = {k for _, k in read.tail}
     # Messages newer than the last page's last: messages were inserted above since it was read,
     # and these were read already (or are out of order): passed again, which loses nothing.
     newer = 0
     while newer < len(messages) and (_at(messages[newer]) or 0) > last_at:
         newer += 1
-    found = any(key(m) in seen for m in messages[: newer + len(seen)])
-    # the last page's last messages again: passed once
+    # the last page's last messages again, after those: passed once
     rest = messages[:newer] + [m for m in messages[newer : newer + len(seen)] if key(m) not in seen] + messages[newer + len(seen) :]
-    shrunk = read.last_total - body["total"]
+    why = _moved(read, body, messages, newer, last_at, seen)
+    if why is not None:
+        _plan_reread(phone, read, page, body, messages, newer, last_at, seen, why)
+    return rest
+
+
+def _moved(read: Read, body: Mapping[str, Any], messages: list, newer: int, last_at: int, seen: set) -> Optional[str]:
+    """Why the boundary before `messages` must be read again, or None when the pages prove it whole."""
     first_at = _at(messages[newer]) if newer < len(messages) else None
-    why = None
     head = newer
     while head < len(messages) and _at(messages[head]) == last_at:
         head += 1
-    inserted = body["total"] > read.last_total and all(key(m) in seen for m in messages[newer:head])
-    if newer == 0 and first_at == last_at and not inserted:
-        # one second's messages on both sides of the boundary, in an order that may differ from one
-        # answer to the next: some could be on neither page (the last page's last messages seen
-        # again after as many new ones: messages inserted above, nothing to re-read)
-        why = "messages of one second are on both sides of the boundary"
-    elif shrunk > 0 and not found:
+    if newer == 0 and first_at == last_at:
+        # One second's messages on both sides of the boundary, in an order that may differ from
+        # one answer to the next: some could be on neither page. Unless they are the last page's
+        # last messages again, and as many new ones arrived: messages inserted above.
+        inserted = body["total"] > read.last_total and all(key(m) in seen for m in messages[newer:head])
+        return None if inserted else "messages of one second are on both sides of the boundary"
+    shrunk = read.last_total - body["total"]
+    if shrunk > 0 and not any(key(m) in seen for m in messages[: newer + len(seen)]):
         # messages deleted above move unread ones up, onto the page already read
-        why = f"the conversation shrank from {read.last_total} to {body['total']} messages while it was read"
-    if why is None:
-        return rest
+        return f"the conversation shrank from {read.last_total} to {body['total']} messages while it was read"
+    return None
+
+
+def _plan_reread(
+    phone: str, read: Read, page: int, body: Mapping[str, Any], messages: list, newer: int, last_at: int, seen: set, why: str
+) -> None:
+    """The re-read of the region between the last page's last second and this page's first one:
+    positions from the last page's tail (and as far up as the shrink may have moved it) to this
+    page's first second."""
+    first_at = _at(messages[newer]) if newer < len(messages) else None
     if newer < len(messages) and (first_at is None or first_at > last_at):
-        READS.end(phone)
         raise PagingError(phone, page, f"{why}, and the messages at the boundary are not in newest-first order")
     oldest = first_at if first_at is not None else -(10**18)  # an empty page: to the end
     head = newer
     while head < len(messages) and _at(messages[head]) == oldest:
         head += 1
     start = (page - 1) * read.size
+    shrunk = max(read.last_total - body["total"], 0)
     read.reread = Reread(
-        page=page, newest=last_at, oldest=oldest, lo=start - len(read.tail) - max(shrunk, 0), hi=start + head - 1,
+        page=page, newest=last_at, oldest=oldest, lo=start - len(read.tail) - shrunk, hi=start + head - 1,
         passed=seen | {key(m) for m in messages[newer:head]}, why=why,
     )
     if read.reread.plan() is None:
-        READS.end(phone)
         raise PagingError(phone, page, f"{why}, and the messages around it do not fit one page")
-    return rest
 
 
 def _reread(phone: str, read: Read, body: Mapping[str, Any], messages: list) -> list:
@@ -302,7 +310,6 @@ def _reread(phone: str, read: Read, body: Mapping[str, Any], messages: list) -> 
         return new
     reread.attempts += 1
     if reread.attempts >= ATTEMPTS or read.windows >= MAX_WINDOWS or reread.plan() is None:
-        READS.end(phone)
         raise PagingError(
             phone, reread.page, f"{reread.why}, and {reread.attempts} re-reads of the boundary did not hold its messages whole"
         )
@@ -416,7 +423,7 @@ class ConversationPages(PaginationStrategy):
             return None
         limit = math.ceil(read.total / read.size) + EXTRA_PAGES
         if read.page + 1 > limit:
-            READS.end(phone)
+            READS.end(phone)  # raised from the paginator: what the read remembered goes here
             raise PagingError(
                 phone, read.page + 1,
                 f"more pages than the first page's total ({read.total}) allows at {read.size} a page, "
