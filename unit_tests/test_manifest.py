@@ -119,12 +119,13 @@ class ManifestTest(TestCase):
 
     @HttpMocker()
     def test_incremental_stops_paging_at_the_cursor(self, http_mocker):
-        # page 2 reaches the cursor (25): page 3 is never asked for
+        # page 2 reaches the cursor (25, the message synced last, then an older one): page 3 is
+        # never asked for
         http_mocker.get(request(), page(1, 6, 50, 40))
-        http_mocker.get(request(2), page(2, 6, 30, 20))
+        http_mocker.get(request(2), page(2, 6, 25, 20))
         state = {"use_global_cursor": False, "states": [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": "25"}}]}
         output = run(sync_mode=SyncMode.incremental, state=state)
-        assert [r.record.data["unixDatetime"] for r in output.records] == [50, 40, 30]
+        assert [r.record.data["unixDatetime"] for r in output.records] == [50, 40, 25]
         final = output.state_messages[-1].state.stream.stream_state.__dict__
         assert final["states"] == [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": "50"}}]
 

@@ -56,7 +56,8 @@ def no_reads_left():
     [
         ([90, 40, 30], True),  # newest first, the last two older than 50
         ([90, 60, 30], False),  # one older: it could be out of order
-        ([90, 50, 30], False),  # 50 is at the cursor: not older
+        ([90, 50, 30], True),  # 50 is the cursor's own message (inclusive): the read reached it
+        ([90, 51, 30], False),  # one older after a newer one: it could be out of order
         ([40, 90, 30, 20], False),  # not newest first
         ([90, 30, 0, 20, -5], True),  # 0 and -5 say nothing: the last two usable are 30 and 20
         ([90, 30, 2000, 20], True),  # later than the clock (1000): says nothing

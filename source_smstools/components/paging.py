@@ -322,9 +322,10 @@ def _reread(phone: str, read: Read, body: Mapping[str, Any], messages: list) -> 
 def stops_early(messages: list, lower: Optional[int], upper: Optional[int]) -> bool:
     """Whether a page proves that the pages after it hold only messages older than `lower` (the
     cursor minus the lookback): its messages with a usable time (a positive integer no later than
-    `upper`, the sync's clock) in newest-first order, and the last two of them older than `lower`.
-    One message past that point could be one out of order: the read goes on. Messages whose time
-    cannot place them prove nothing either way, and are passed wherever they are."""
+    `upper`, the sync's clock) in newest-first order, the last of them older than `lower` and the
+    one before it no newer than `lower` (the inclusive cursor's own message, at `lower` without a
+    lookback, is one). One message past that point after newer ones could be one out of order: the
+    read goes on. Messages whose time cannot place them prove nothing, and are passed wherever they are."""
     if lower is None or len(messages) < 2:
         return False
     top = upper if upper is not None else math.inf
@@ -339,7 +340,7 @@ def stops_early(messages: list, lower: Optional[int], upper: Optional[int]) -> b
             last.append(at)
             if len(last) == 2:
                 break
-    if len(last) < 2 or last[0] >= lower or last[1] >= lower:
+    if len(last) < 2 or last[0] >= lower or last[1] > lower:
         return False
     newer = math.inf
     for message in messages:

@@ -59,12 +59,20 @@ class ConversationPagingTest(TestCase):
         assert cursor(output) == "60" and warnings(output) == []
 
     @HttpMocker()
-    def test_an_incremental_read_stops_at_a_page_whose_last_two_are_older_than_the_cursor(self, http_mocker):
+    def test_an_incremental_read_stops_at_the_page_that_holds_the_cursors_message_and_an_older_one(self, http_mocker):
         http_mocker.get(request(), answer(1, [90, 80, 70], "a", total=12))
-        http_mocker.get(request(2), answer(2, [60, 50, 40], "b", total=12))  # one older than 50: not yet
-        http_mocker.get(request(3), answer(3, [30, 20, 10], "c", total=12))  # no request for page 4
+        http_mocker.get(request(2), answer(2, [60, 50, 40], "b", total=12))  # no request for page 3
         output = sync(sync_state(50))
         assert ids(output) == ["a0", "a1", "a2", "b0", "b1"]  # 50, at the cursor, again (inclusive)
+        assert cursor(output) == "90"
+
+    @HttpMocker()
+    def test_one_older_message_after_newer_ones_is_no_proof_and_the_read_goes_on(self, http_mocker):
+        http_mocker.get(request(), answer(1, [90, 80, 70], "a", total=12))
+        http_mocker.get(request(2), answer(2, [60, 55, 40], "b", total=12))  # 40 could be out of order
+        http_mocker.get(request(3), answer(3, [30, 20, 10], "c", total=12))  # no request for page 4
+        output = sync(sync_state(50))
+        assert ids(output) == ["a0", "a1", "a2", "b0", "b1"]
         assert cursor(output) == "90"
 
     @HttpMocker()
