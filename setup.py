@@ -8,6 +8,8 @@ setup(
     license="MIT",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["source_smstools", "source_smstools.*", "smstools_emulator"]),
+    # the probe report's vocabulary, shared by the probe and the emulator (standard library only)
+    py_modules=["smstools_report"],
     package_data={"source_smstools": ["manifest.yaml", "schemas/*.json"]},
     install_requires=["airbyte-cdk==7.39.1"],
     extras_require={

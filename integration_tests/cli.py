@@ -26,15 +26,19 @@ from airbyte_cdk.models import AirbyteMessageSerializer
 from airbyte_cdk.sources.streams.http import rate_limiting
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, update_secrets
 
+from integration_tests.short_waits import sitecustomize as short_waits
 from smstools_emulator import CLIENT_ID, CLIENT_SECRET, Emulator
 from source_smstools import run as smstools_run
 
 COMMAND = str(Path(sys.executable).with_name("source-smstools"))
 
 
-# Short retry waits and timeouts for the command run by these tests (see source_smstools/source.py);
-# a test of the default waits passes `timings={}`.
-TIMINGS = {"SMSTOOLS_BACKOFF_FACTOR": "0.05", "SMSTOOLS_READ_TIMEOUT": "2"}
+# Short retry waits and timeouts for the command run by these tests, test-only (the connector has
+# no such setting): integration_tests/short_waits/sitecustomize.py applies them to the manifest in
+# the command's process, `short_waits.shortened` in this one. A test of the default waits passes
+# `timings={}`.
+TIMINGS = {short_waits.FACTOR: "0.05", short_waits.TIMEOUT: "2"}
+SHORT_WAITS = str(Path(short_waits.__file__).parent)
 
 
 def config(emulator: Emulator, **overrides: Any) -> dict[str, Any]:
@@ -172,6 +176,9 @@ def run(
 
 def _env(timings: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in TIMINGS}
+    if any(timings.get(k) for k in TIMINGS):
+        # Python imports short_waits/sitecustomize.py at start-up, which applies them
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (SHORT_WAITS, env.get("PYTHONPATH")) if p)
     return {**env, **timings}
 
 
@@ -189,7 +196,7 @@ def call(
     files and runs its entry point), what it says, as `run` gives it, with returncode 1 where the
     command exits 1. The CDK's retry waits are not slept but recorded in `Output.waits`, so a test
     can check what was asked for without waiting it."""
-    with tempfile.TemporaryDirectory() as tmp, _environ(timings), _recorded_waits() as waits:
+    with tempfile.TemporaryDirectory() as tmp, _environ(timings), short_waits.shortened(timings), _recorded_waits() as waits:
         argv = [command]
         for name, content in (("config", config), ("catalog", catalog), ("state", state)):
             if content is not None:
@@ -235,7 +242,7 @@ def in_process(config: dict[str, Any], catalog: dict[str, Any], state: Any = Non
 
 @contextlib.contextmanager
 def _environ(values: dict[str, str]) -> Iterator[None]:
-    """The timing knobs of the command's environment (see TIMINGS), for a source built in this process."""
+    """The command's environment (see TIMINGS; SMSTOOLS_NOW), for a source built in this process."""
     saved = {k: os.environ.pop(k) for k in TIMINGS if k in os.environ}
     os.environ.update(values)
     try:

@@ -414,3 +414,44 @@ def test_a_sync_that_fails_keeps_the_last_positions_so_the_next_one_reads_the_sa
     account.set_faults()
     again = sync(account, config, kept, at=NOW + 120)
     assert cli.records_by_phone(again) == {changed.lstrip("+"): {cursors(first)[changed.lstrip("+")], added[0]["unixDatetime"]}}
+
+
+def generic_sync(emulator: Emulator, config: dict, state=None, at: int = NOW):
+    """A sync as Airbyte's generic runtime (source-declarative-manifest) runs the manifest: the
+    CDK's ConcurrentDeclarativeSource over the manifest dict, no SourceSmstools, no run.py."""
+    from airbyte_cdk.models import AirbyteStateMessageSerializer, ConfiguredAirbyteCatalogSerializer
+    from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
+    from airbyte_cdk.test.entrypoint_wrapper import read
+    from airbyte_cdk.utils.yaml_loader import safe_load_yaml
+
+    from source_smstools.source import MANIFEST
+
+    catalog = ConfiguredAirbyteCatalogSerializer.load(cli.catalog("incremental"))
+    messages = [AirbyteStateMessageSerializer.load(s) for s in state] if state else None
+    emulator.clear_requests()
+    with patch.object(changes, "now", lambda: at):
+        source = ConcurrentDeclarativeSource(
+            source_config=safe_load_yaml(MANIFEST.read_text()), config=config, catalog=catalog, state=messages
+        )
+        out = read(source, config, catalog, messages)
+    assert not out.errors, out.errors
+    records = [m.record.data for m in out.records]
+    last = AirbyteStateMessageSerializer.dump(out.state_messages[-1].state)
+    return records, last
+
+
+def test_the_generic_runtime_detects_changes_from_the_saved_state_as_our_command_does(account):
+    config = cli.config(account, phone_numbers=PHONES[:3], page_size=PAGE)
+    requests_of = lambda: sorted(r["path"] for r in account.requests)  # noqa: E731
+
+    first, state = generic_sync(account, config)
+    assert len(first) == 18 and requests_of() == [
+        "/v1/conversation/" + d for d in sorted(DIGITS[:3])] + ["/v1/message/inbox", "/v1/message/logging"]
+    # nothing new: page 1 of the inbox and of the message log, no conversation, no record
+    second, _ = generic_sync(account, config, [state], at=NOW + 60)
+    assert second == []
+    assert requests_of() == ["/v1/message/inbox", "/v1/message/logging"]
+
+    ours = sync(account, config, [state], at=NOW + 60)
+    assert ours.records == []
+    assert requests_of() == ["/v1/message/inbox", "/v1/message/logging"]

@@ -341,7 +341,7 @@ def test_transient_faults_are_retried_and_nothing_is_lost(emulator, kind):
     # a `timeout` answer comes after 1.5 s, past the 1 s read timeout
     emulator.set_faults(rate=0.5, kinds=(kind,), count=3, seed=11, timeout_seconds=1.5)
     config = cli.config(emulator, page_size=400)
-    out = cli.call("read", config, cli.catalog(), timings={**cli.TIMINGS, "SMSTOOLS_READ_TIMEOUT": "1"})
+    out = cli.call("read", config, cli.catalog(), timings={**cli.TIMINGS, cli.short_waits.TIMEOUT: "1"})
     assert out.returncode == 0, out.errors
     expected = {}
     for p in phones(emulator):
@@ -361,6 +361,17 @@ def test_retry_after_is_honoured(emulator):
     # the one wait before the retry, recorded instead of slept: the 2 s asked, plus the CDK's 1 s
     assert out.waits == [2 + 1]
 
+
+
+def test_the_command_in_its_own_process_gets_the_tests_short_waits(emulator):
+    # the test-only waits (integration_tests/short_waits), not a setting of the connector: without
+    # them a process test of a fault would wait the manifest's 10 s, 20 s, ...
+    emulator.set_faults(rate=1.0, kinds=("503",), count=1)
+    out = cli.run("read", cli.config(emulator, phone_numbers=["+393331000002"]), cli.catalog())
+    assert out.returncode == 0 and len(out.records) == 40
+    retried = [m["log"]["message"] for m in out.of_type("LOG") if "Retrying in" in m["log"]["message"]]
+    # the first backoff, 0.05 * 2 s, plus the CDK's second (the manifest's factor 5 would make 11 s)
+    assert retried == ["UserDefinedBackoffException: Rate limit exceeded (HTTP 503). Retrying in 1.1 seconds."]
 
 # -- bad configuration -----------------------------------------------------------------------
 

@@ -180,7 +180,7 @@ def test_check_succeeds_by_discovery(account):
 
 
 def test_past_the_per_phone_limit_one_cursor_for_all_is_kept_and_warned_about(account):
-    # the limit is 50,000 phones (source_smstools/cdk_limits.py): lowered to 2 here, in this process
+    # the CDK's limit is 10,000 phones: lowered to 2 here, in this process
     config = discovering(account)
     with patch.object(ConcurrentPerPartitionCursor, "SWITCH_TO_GLOBAL_LIMIT", 2):
         first = read(account, config, in_process=True)

@@ -10,8 +10,8 @@ answer each endpoint with those shapes, filled with its own data:
 
 so that a report a user attaches to a bug becomes a test in one step.
 
-The vocabulary of the report (`describe`: a value's kind and format) lives here, not in the probe,
-because the emulator is standard library only and the connector's package imports the CDK.
+The vocabulary of the report (`describe`: a value's kind and format) is smstools_report's, which
+the probe uses too.
 """
 
 from __future__ import annotations
@@ -23,128 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-REPORT_VERSION = 1
+from smstools_report import DECIMAL, REPORT_VERSION, UNIX_MILLIS, UNIX_SECONDS, describe, digits_of, is_time_format
 
-# The date formats a string is tried against, in this order (the first that parses names it).
-DATE_FORMATS = (
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%dT%H:%M:%SZ",
-    "%Y-%m-%dT%H:%M:%S.%fZ",
-    "%Y-%m-%dT%H:%M:%S%z",
-    "%Y-%m-%dT%H:%M:%S.%f%z",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%d",
-    "%d %b %Y, %H:%M:%S",  # the conversation's `datetime`: "05 jun 2025, 08:44:46"
-    "%d %b %Y %H:%M:%S",
-    "%d/%m/%Y %H:%M:%S",
-    "%d-%m-%Y %H:%M:%S",
-    "%d/%m/%Y %H:%M",
-    "%d/%m/%Y",
-    "%d-%m-%Y",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d",
-    "%H:%M:%S",
-)
-UNIX_SECONDS, UNIX_MILLIS = "unix seconds", "unix milliseconds"
-_UNIX_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 .. 2100-01-01
-# Only a field named like a time is read as a unix time: a 10-digit phone number is in the range too.
-_TIME_NAME = re.compile(r"date|time|stamp|_at$|At$|birthday", re.IGNORECASE)
-_DIGITS = re.compile(r"[0-9]+")
-_DECIMAL = re.compile(r"-?[0-9]+\.[0-9]+|-[0-9]+")
-_PHONE = re.compile(r"(\+|00)?[0-9][0-9 \-./()\u00a0]*[0-9]")
-_PHONE_NAME = re.compile(r"phone|number|mobile|msisdn|sender|receiver|^to$|^from$", re.IGNORECASE)
 _FIXED_TS = 1_749_113_086  # the placeholder time: 2025-06-05 08:44:46 UTC
-
-
-def _digits(text: str) -> str:
-    return re.sub(r"[^0-9]", "", text)
-
-
-def mask_phone(text: str) -> str:
-    """Every digit but the last two replaced by '*', the rest kept: '+39 333 100 0067' -> '+** *** *** **67'.
-
-    A leading '00' (the international call prefix, not part of the number) stays: it is a form."""
-    prefix = "00" if text.startswith("00") else ""
-    text = text[len(prefix):]
-    keep = len(_digits(text)) - 2
-    out = [prefix]
-    for ch in text:
-        if ch.isdigit():
-            out.append("*" if keep > 0 else ch)
-            keep -= 1
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _is_phone(text: str) -> bool:
-    return bool(_PHONE.fullmatch(text)) and 6 <= len(_digits(text)) <= 15
-
-
-def _unix(number: int, key: str) -> str | None:
-    if not _TIME_NAME.search(key):
-        return None
-    if _UNIX_RANGE[0] <= number < _UNIX_RANGE[1]:
-        return UNIX_SECONDS
-    if _UNIX_RANGE[0] * 1000 <= number < _UNIX_RANGE[1] * 1000:
-        return UNIX_MILLIS
-    return None
-
-
-def date_format(text: str) -> str | None:
-    for fmt in DATE_FORMATS:
-        try:
-            datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        return fmt
-    return None
-
-
-def describe(value: Any, key: str = "") -> tuple[str, str | None]:
-    """A value's kind (its JSON type, refined for strings) and its format, both safe to report.
-
-    Kinds: null, boolean, integer, number, array, object, string, string(empty), string(digits),
-    string(decimal), string(boolean), string(date), string(phone). Formats: a date format
-    (DATE_FORMATS), "unix seconds" / "unix milliseconds" for a time field, a phone masked but for
-    its last two digits; None otherwise. `key` is the field's name: it tells times and phones apart
-    from other numbers.
-    """
-    if value is None:
-        return "null", None
-    if isinstance(value, bool):
-        return "boolean", None
-    if isinstance(value, int):
-        return "integer", _unix(value, key)
-    if isinstance(value, float):
-        return "number", None
-    if isinstance(value, list):
-        return "array", None
-    if isinstance(value, dict):
-        return "object", None
-    text = str(value)
-    if text == "":
-        return "string(empty)", None
-    if _DIGITS.fullmatch(text):
-        if _unix(int(text), key):
-            return "string(digits)", _unix(int(text), key)
-        phone = _PHONE_NAME.search(key) and 6 <= len(text) <= 15
-        return "string(digits)", mask_phone(text) if phone else None
-    if _DECIMAL.fullmatch(text):
-        return "string(decimal)", None
-    if text.lower() in ("true", "false"):
-        return "string(boolean)", None
-    fmt = date_format(text)
-    if fmt:
-        return "string(date)", fmt
-    if _is_phone(text):
-        return "string(phone)", mask_phone(text)
-    return "string", None
-
-
-def is_time_format(fmt: str | None) -> bool:
-    return fmt in DATE_FORMATS or fmt in (UNIX_SECONDS, UNIX_MILLIS)
 
 
 # -- serving a report ---------------------------------------------------------------------------
@@ -306,15 +187,15 @@ def _convert(value: Any, spec: dict[str, Any], subs: dict[str, Any], key: str) -
     if value is None or isinstance(value, (dict, list)):
         return _placeholder(target, wanted, subs, key, spec)
     text = str(value).lower() if isinstance(value, bool) else str(value)
-    digits = _digits(text)
+    digits = digits_of(text)
     if target == "string(digits)":
         return str(int(value)) if isinstance(value, (bool, float)) else digits or "0"
     if target == "integer":
-        return int(float(text)) if _DECIMAL.fullmatch(text) or digits == text else int(bool(value)) if isinstance(value, bool) else 0
+        return int(float(text)) if DECIMAL.fullmatch(text) or digits == text else int(bool(value)) if isinstance(value, bool) else 0
     if target == "number":
-        return float(text) if _DECIMAL.fullmatch(text) or digits == text else 0.5
+        return float(text) if DECIMAL.fullmatch(text) or digits == text else 0.5
     if target == "string(decimal)":
-        return str(float(text)) if _DECIMAL.fullmatch(text) or digits == text else "0.5"
+        return str(float(text)) if DECIMAL.fullmatch(text) or digits == text else "0.5"
     if target == "boolean":
         return text not in ("0", "false", "")
     if target == "string(boolean)":
@@ -329,7 +210,7 @@ def _convert(value: Any, spec: dict[str, Any], subs: dict[str, Any], key: str) -
 def _as_phone(digits: str, formats: dict[str, int]) -> str:
     """`digits` written like the first masked phone of the report with as many digits, else '+digits'."""
     for mask in formats:
-        if len(_digits(mask.replace("*", "0"))) == len(digits):
+        if len(digits_of(mask.replace("*", "0"))) == len(digits):
             it = iter(digits)
             return "".join(next(it) if ch == "*" or ch.isdigit() else ch for ch in mask)
     return "+" + digits

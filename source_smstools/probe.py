@@ -26,7 +26,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
 from urllib.request import HTTPRedirectHandler, Request, build_opener
 
-from smstools_emulator.shapes import REPORT_VERSION, describe
+from smstools_report import REPORT_VERSION, describe
 from source_smstools.components.discovery import normalize_phone
 
 DEFAULT_BASE_URL = "https://api.smsgatewayapi.com"

@@ -1,4 +1,8 @@
-"""The `source-smstools` command: the Airbyte protocol on the command line."""
+"""The `source-smstools` command: the CDK's `launch(source, args)`, as the catalogue's connectors
+run it (the source built from the files given, since airbyte-cdk 7 takes them at construction),
+with the two things the CDK does not do for us and no component can (they happen before any
+component runs): the client secret hidden in the forms a message may quote it in, and a config
+error that names its field. Everything the connector does is in manifest.yaml and its components."""
 
 import sys
 import time
@@ -29,10 +33,11 @@ from source_smstools.source import MANIFEST, SourceSmstools
 
 
 class _Entrypoint(AirbyteEntrypoint):
-    """The CDK's entry point, with two things said more safely or more clearly."""
+    """The CDK's entry point, with the secret's variants hidden and a config error that names its field."""
 
     @staticmethod
     def set_up_secret_filter(config: Any, connection_specification: Mapping[str, Any]) -> None:
+        # the CDK's replaces the secrets hidden so far with the config's exact ones
         AirbyteEntrypoint.set_up_secret_filter(config, connection_specification)
         _hide_secret_variants(config, connection_specification)
 
@@ -78,8 +83,7 @@ def _hide_secret_variants(config: Any, connection_specification: Mapping[str, An
 
 
 def _source(args: List[str]) -> SourceSmstools:
-    # airbyte-cdk 7 builds the streams from the config, catalog and state given to the
-    # constructor: those passed later to read() are ignored.
+    """The source of the files `args` names (config, catalog, state), the secrets hidden first."""
     parsed = AirbyteEntrypoint.parse_args(args)
     config_path = getattr(parsed, "config", None)
     catalog_path = getattr(parsed, "catalog", None)
@@ -118,6 +122,7 @@ def run() -> None:
     try:
         source = _source(args)
     except Exception as error:
+        # before the CDK's entry point (and its exception hook) exists: said as it would say it
         message = AirbyteMessage(
             type=Type.TRACE,
             trace=AirbyteTraceMessage(
@@ -134,7 +139,7 @@ def run() -> None:
         print(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode(), flush=True)
         sys.exit(1)
     # airbyte_cdk.entrypoint.launch, with our entry point; a failed read raises out of it, so the
-    # exit status is non-zero
+    # exit status is non-zero (and the CDK's exception hook prints it as a trace)
     entrypoint = _Entrypoint(source)
     with PRINT_BUFFER:
         for message in entrypoint.run(entrypoint.parse_args(args)):

@@ -1,39 +1,21 @@
-import os
+"""The connector: the packaged manifest.yaml and its components (source_smstools/components).
+
+Nothing here changes what the connector does: the same manifest behaves the same in Airbyte's
+generic source-declarative-manifest runtime, the Connector Builder and PyAirbyte.
+"""
+
 from pathlib import Path
 from typing import Any, List, Mapping, Optional
 
 from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalog
-from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
-from airbyte_cdk.sources.declarative.concurrent_declarative_source import (
-    ConcurrentDeclarativeSource,
-)
-from airbyte_cdk.utils.yaml_loader import safe_load_yaml
-
-from source_smstools import cdk_limits
-from source_smstools.components.changes import SAVED_STATE
+from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 
 MANIFEST = Path(__file__).with_name("manifest.yaml")
 
-cdk_limits.keep_per_phone_state()
 
-
-def _timings(manifest: dict) -> dict:
-    """The waits and timeouts, shortened by the tests that run the command in a process of its own
-    (`SMSTOOLS_BACKOFF_FACTOR`, `SMSTOOLS_READ_TIMEOUT`). Not for users, so not in the spec or the
-    docs: a user's config never changes them."""
-    factor = os.environ.get("SMSTOOLS_BACKOFF_FACTOR")
-    if factor:
-        for strategy in manifest["definitions"]["backoff_strategies"]:
-            if strategy["type"] == "ExponentialBackoffStrategy":
-                strategy["factor"] = float(factor)
-    timeout = os.environ.get("SMSTOOLS_READ_TIMEOUT")
-    if timeout:
-        manifest["definitions"]["requester"]["read_timeout_in_seconds"] = float(timeout)
-    return manifest
-
-
-class SourceSmstools(ConcurrentDeclarativeSource):
-    """The connector: everything is in manifest.yaml."""
+class SourceSmstools(YamlDeclarativeSource):
+    """The packaged manifest. airbyte-cdk 7 builds the streams from the config, catalog and state
+    given here: those passed later to read() are ignored."""
 
     def __init__(
         self,
@@ -42,15 +24,6 @@ class SourceSmstools(ConcurrentDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
         config_path: Optional[str] = None,
     ) -> None:
-        if config is not None:
-            # Change detection compares the sources with each phone's saved cursor, and the CDK
-            # gives a custom partition router no state: it finds the saved state in its config.
-            saved = ConnectorStateManager(state).get_stream_state("conversation", None) if state else {}
-            config = {**config, SAVED_STATE: saved}
-        super().__init__(
-            catalog=catalog,
-            config=config,
-            state=state,
-            source_config=_timings(safe_load_yaml(MANIFEST.read_text())),
-            config_path=config_path,
-        )
+        # an absolute path: YamlDeclarativeSource would first look for a relative one in the
+        # working directory
+        super().__init__(str(MANIFEST), catalog=catalog, config=config, state=state, config_path=config_path)

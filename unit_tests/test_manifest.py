@@ -174,7 +174,7 @@ class OneParseTest(TestCase):
         http_mocker.get(request(), page(1, 3, 30, 20))
         http_mocker.get(request(2), page(2, 3, 10))
         catalog = CatalogBuilder().with_stream("conversation", SyncMode.full_refresh).build()
-        with patch("source_smstools.source.safe_load_yaml", return_value=manifest):
+        with patch.object(SourceSmstools, "_read_and_parse_yaml_file", return_value=manifest):
             source = SourceSmstools(catalog=catalog, config=CONFIG)
         output = read(source, CONFIG, catalog)
         assert [r.record.data["unixDatetime"] for r in output.records] == [30, 20]

@@ -1,11 +1,14 @@
 """The answers as parsed once: what is brought to the documented shape, what is left as it came."""
 
+import gc
 import json
+import weakref
 
 import pytest
 import requests
 
-from source_smstools.components.pages import NOT_JSON, as_list, body_of, describe, parse, tolerant
+from source_smstools.components import pages
+from source_smstools.components.pages import NOT_JSON, as_list, body_of, describe, parse, parsed_view, tolerant
 
 ENVELOPE = {"shape": "envelope", "records_key": "conversation"}
 LIST = {"shape": "list"}
@@ -73,15 +76,34 @@ def test_a_bom_and_whitespace_before_the_json_are_read_past():
             parse(broken)
 
 
-def test_the_body_is_parsed_once_and_is_what_response_json_answers():
+def test_the_body_is_parsed_once_and_is_what_the_filters_view_answers_the_response_left_untouched():
     r = response(b'\xef\xbb\xbf{"total": "1", "page": "1", "data": {"0": {"messageId": "a1"}}}')
+    r.content  # noqa: B018  (requests notes that it was read)
+    attributes = dict(r.__dict__)
     body = body_of(r, ENVELOPE)
     assert body == {"total": 1, "page": 1, "conversation": [{"messageId": "a1"}]}
-    assert r.json() is body and body_of(r, ENVELOPE) is body
+    assert body_of(r, ENVELOPE) is body
+    view = parsed_view(r, ENVELOPE)
+    assert view.json() is body and body_of(view) is body
+    assert (view.status_code, view.content, view.headers) == (200, r.content, r.headers)
+    # nothing is put on the CDK's response: its json() is requests' own, of the body as sent
+    assert r.__dict__ == attributes
+    assert r.json() == {"total": "1", "page": "1", "data": {"0": {"messageId": "a1"}}}
+
     cut = response(b'{"total": 1, "pa')
     assert body_of(cut, ENVELOPE) is NOT_JSON
     with pytest.raises(requests.exceptions.JSONDecodeError):  # as `requests` says it: the CDK's callers give {}
-        cut.json()
+        parsed_view(cut, ENVELOPE).json()
+
+
+def test_a_body_is_kept_only_as_long_as_its_response():
+    r = response(b'{"total": 0, "page": 1, "conversation": []}')
+    body_of(r, ENVELOPE)
+    assert r in pages._BODIES
+    gone = weakref.ref(r)
+    del r
+    gc.collect()
+    assert gone() is None  # the cache does not keep a response alive
 
 
 def test_what_came_is_described_by_keys_and_types_never_values():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from smstools_emulator.shapes import describe, mask_phone
+from smstools_report import describe, mask_phone
 
 
 @pytest.mark.parametrize(

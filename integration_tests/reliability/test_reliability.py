@@ -79,7 +79,7 @@ class Figures:
 
 PARTS = {"fast": Figures(in_process=True), "soak": Figures()}
 # a read timeout below the emulator's 1.5 s `timeout` fault, so that the fault is a timeout
-SHORT_TIMEOUT = {**cli.TIMINGS, "SMSTOOLS_READ_TIMEOUT": "1"}
+SHORT_TIMEOUT = {**cli.TIMINGS, cli.short_waits.TIMEOUT: "1"}
 
 
 @pytest.fixture

@@ -39,9 +39,6 @@ from source_smstools.components.pages import body_of
 
 logger = logging.getLogger("airbyte")
 
-# The conversation stream's saved state, put in the config by source.py: the CDK gives a custom
-# partition router no state of its own.
-SAVED_STATE = "__saved_conversation_state"
 KEY = "changes"  # this module's part of the stream state's `parent_state`
 UNREADABLE = "__unreadable"  # a source answer that is no page of entries (see SourceEntries)
 PAGE_END = "__page_end"  # on the last entry of each page: {"page": n, "total": t}
@@ -261,12 +258,13 @@ def _records(stream: Any) -> Iterator[Any]:
 
 
 class ChangeDetection:
-    """Decides which phones a sync reads; `state` is what goes in `parent_state` for the next,
-    set once every phone is yielded."""
+    """Decides which phones a sync reads, from `saved` (the stream's saved state, as
+    state.PerPhoneState checked it; None or {} for none); `state` is what goes in `parent_state`
+    for the next, set once every phone is yielded."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], saved: Optional[Mapping[str, Any]] = None) -> None:
         self.config = config
-        saved = config.get(SAVED_STATE) or {}
+        saved = saved or {}
         self.saved: Mapping[str, Any] = saved if isinstance(saved, Mapping) else {}
         parent = self.saved.get("parent_state")
         mine = parent.get(KEY) if isinstance(parent, Mapping) else None

@@ -65,6 +65,9 @@ class PhonePartitionRouter(PartitionRouter):
     parameters: InitVar[Mapping[str, Any]]
     discovery: Optional[SubstreamPartitionRouter] = None
     page_requesters: Optional[list] = None  # the inbox's and the log's HttpRequester (changes.page_reader)
+    # the stream's saved state, as state.PerPhoneState checked it (None: no saved state); set on
+    # this component's model by that migration, not written in the manifest
+    saved_state: Optional[Mapping[str, Any]] = None
     _changes = None  # this sync's change detection, when on
     _parent_state = None  # its positions for the next sync, once every phone is yielded
 
@@ -73,7 +76,7 @@ class PhonePartitionRouter(PartitionRouter):
 
     def stream_slices(self) -> Iterable[StreamSlice]:
         listed = self._listed()
-        detection = changes.ChangeDetection(self.config) if changes.enabled(self.config) else None
+        detection = changes.ChangeDetection(self.config, self.saved_state) if changes.enabled(self.config) else None
         if detection is not None and detection.applies() and self.discovery is not None:
             # only the phones that may have changed (components/changes.py)
             self._changes = detection

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Union
+from typing import Any, List, Mapping, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
-from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler
+from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler, HttpResponseFilter
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
     ErrorResolution,
     ResponseAction,
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_smstools.components.pages import body_of, describe
+from source_smstools.components.pages import body_of, describe, parsed_view
 
 logger = logging.getLogger("airbyte")
 
@@ -50,9 +50,16 @@ def missed_phones(source: str, reason: str) -> str:
 @dataclass
 class ParsingErrorHandler(DefaultErrorHandler):
     """A DefaultErrorHandler that parses each answer once, into its endpoint's documented shape
-    (`$parameters`: shape, records_key), before its filters read it (pages.body_of)."""
+    (`$parameters`: shape, records_key), and shows its filters that body (pages.parsed_view).
+
+    Its filters are the manifest's shared ones around its own: `shared_first`, then
+    `response_filters` (what a refusal means for this handler), then `shared_last`."""
+
+    shared_first: Optional[List[HttpResponseFilter]] = None
+    shared_last: Optional[List[HttpResponseFilter]] = None
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.response_filters = [*(self.shared_first or []), *(self.response_filters or []), *(self.shared_last or [])]
         super().__post_init__(parameters)
         self._parameters = dict(parameters or {})
 
@@ -60,7 +67,8 @@ class ParsingErrorHandler(DefaultErrorHandler):
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
         if isinstance(response_or_exception, requests.Response):
-            body_of(response_or_exception, self._parameters)
+            # the filters read the body parsed once, through a view: the response stays untouched
+            return super().interpret_response(parsed_view(response_or_exception, self._parameters))
         return super().interpret_response(response_or_exception)
 
 

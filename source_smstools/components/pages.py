@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from dataclasses import InitVar, dataclass
 from typing import Any, Generator, Iterable, Mapping, MutableMapping, Optional, Union
 from urllib.parse import parse_qs, urlsplit
@@ -27,38 +28,52 @@ from source_smstools.components.paging import messages_to_pass
 # again with the standard json module, and DpathExtractor's lookup walks every value of a page:
 # for a conversation page of 2000 messages that was six parses and a walk, about 28% of a full
 # read's time in profiles. Here the first consumer (the stream's error handler) parses the body
-# once with orjson, brings it to the documented shape (`tolerant`) and makes that the answer of
-# `response.json()`: the manifest's filters, the decoder below (extractors, paginators) and the
-# components of this module all read that one body.
+# once with orjson and brings it to the documented shape (`tolerant`); the body is kept beside
+# the response, never on it (the response is the CDK's object), and the error handler shows its
+# filters a view of the response whose `json()` answers that body (`parsed_view`). The decoder
+# below (extractors, paginators) and the components of this module read the same body.
 
 logger = logging.getLogger("airbyte")
 
-_BODY = "_smstools_body"
 _BOM = b"\xef\xbb\xbf"
 NOT_JSON = object()  # the body of an answer that is not JSON (or was cut short)
+# response -> its body: an entry lives as long as its response
+_BODIES: "weakref.WeakKeyDictionary[requests.Response, Any]" = weakref.WeakKeyDictionary()
 
 
 def body_of(response: requests.Response, parameters: Optional[Mapping[str, Any]] = None) -> Any:
     """The body of `response` in the documented shape of its endpoint (`parameters`: `shape`,
     `records_key`, as the manifest gives them), or NOT_JSON; parsed on first use."""
-    body = response.__dict__.get(_BODY, _BODY)
-    if body is _BODY:
+    if isinstance(response, _ParsedView):
+        return response.body
+    body = _BODIES.get(response, _BODIES)
+    if body is _BODIES:
         try:
             body = tolerant(parse(response.content), parameters or {})
         except ValueError:
             body = tolerant(not_utf8(response), parameters or {})
-        response.__dict__[_BODY] = body
-        response.json = _answer(body)  # type: ignore[method-assign]  # what every filter reads
+        _BODIES[response] = body
     return body
 
 
-def _answer(body: Any) -> Any:
-    def json(**kwargs: Any) -> Any:
-        if body is NOT_JSON:  # as `requests` says it, so that the CDK's callers behave as they always did
-            raise requests.exceptions.JSONDecodeError("the answer is not JSON", "", 0)
-        return body
+class _ParsedView(requests.Response):
+    """A copy of a response's attributes whose `json()` answers its body parsed once."""
 
-    return json
+    body: Any = NOT_JSON
+
+    def json(self, **kwargs: Any) -> Any:
+        if self.body is NOT_JSON:  # as `requests` says it, so that the CDK's callers behave as they always did
+            raise requests.exceptions.JSONDecodeError("the answer is not JSON", "", 0)
+        return self.body
+
+
+def parsed_view(response: requests.Response, parameters: Optional[Mapping[str, Any]] = None) -> requests.Response:
+    """What the manifest's filters are shown of `response`: the same status, headers, URL and
+    content, and `json()` answering `body_of(response, parameters)`; `response` is left as it is."""
+    view = _ParsedView.__new__(_ParsedView)
+    view.__dict__.update(response.__dict__)
+    view.body = body_of(response, parameters)
+    return view
 
 
 def parse(content: bytes) -> Any:

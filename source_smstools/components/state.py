@@ -16,18 +16,31 @@ logger = logging.getLogger("airbyte")
 
 
 class PerPhoneState(StateMigration):
-    """Keeps the state strictly per phone, and refuses a state it cannot trust.
+    """Keeps the state strictly per phone, refuses a state it cannot trust, and hands the state it
+    checked to the stream's partition router (change detection compares it with the sources).
 
     The CDK starts a phone it has no state for from the stream's global cursor: a phone added to
     the configuration later would skip its whole history. Dropping the global cursor (and the
     lookback kept beside it) makes such a phone start from `start_date` instead.
+
+    Why the router gets its state from here: the CDK gives a custom partition router no state, and
+    no other component sees the stream's state before the router is built. The factory
+    (`ModelToComponentFactory.create_default_stream`) first runs the stream's state migrations,
+    created with `declarative_stream=<the stream's model>`, then builds the partition router from
+    that same model: a field set here on the router's model reaches the router's constructor
+    (`PhonePartitionRouter.saved_state`). This holds in every runtime that builds the manifest
+    (our command, the generic source-declarative-manifest, the Builder, PyAirbyte);
+    unit_tests/test_state_seam.py fails if a CDK upgrade changes that order. With no saved state
+    the CDK does not call `migrate`, and the router gets None.
     """
 
-    # The CDK passes a custom component only the arguments its class annotates: without this
-    # line the migration never sees the config.
+    # The CDK passes a custom component only the arguments its class annotates: without these
+    # lines the migration never sees the config or the stream's model.
     config: Optional[Config]
+    declarative_stream: Optional[Any]
 
-    def __init__(self, config: Optional[Config] = None, **kwargs: Any) -> None:
+    def __init__(self, config: Optional[Config] = None, declarative_stream: Optional[Any] = None, **kwargs: Any) -> None:
+        self._stream = declarative_stream
         start_date = (config or {}).get("start_date")
         try:
             self._start = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else 0
@@ -38,6 +51,18 @@ class PerPhoneState(StateMigration):
         return bool(stream_state)
 
     def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        migrated = self._checked(stream_state)
+        self._hand_to_router(migrated)
+        return migrated
+
+    def _hand_to_router(self, migrated: Mapping[str, Any]) -> None:
+        # the router's model is a pydantic model that allows extra fields: `model.dict()`, from
+        # which the factory builds the router, then carries this one
+        router = getattr(getattr(self._stream, "retriever", None), "partition_router", None)
+        if router is not None:
+            router.saved_state = dict(migrated)
+
+    def _checked(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
         if not isinstance(stream_state, Mapping):
             raise _bad_state(f"expected an object, got {type(stream_state).__name__}")
         if "states" not in stream_state:
@@ -46,7 +71,7 @@ class PerPhoneState(StateMigration):
                 value = self._cursor(stream_state["unixDatetime"], "the global cursor")
                 return {"unixDatetime": value} if value else {}
             if stream_state.get("use_global_cursor") and isinstance(stream_state.get("state"), Mapping):
-                # Past the CDK's partition limit (see source.py) one cursor stands for every phone.
+                # Past the CDK's partition limit (10,000 phones) one cursor stands for every phone.
                 logger.warning(
                     "The conversation state holds one cursor for all phones (more phones than the "
                     "per-phone state keeps): every phone goes on from it, and a phone found from now on "
