@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
@@ -454,7 +455,7 @@ class MessageTimes(RecordFilter):
     ) -> Iterable[Mapping[str, Any]]:
         lower, upper = bounds(stream_slice)
         lower = -math.inf if lower is None else lower
-        upper = math.inf if upper is None else upper
+        upper = time.time() if upper is None else upper  # a full refresh's slice has no end: the clock
         phone = str((getattr(stream_slice, "partition", None) or {}).get("phone", ""))
         held: Optional[list] = None
         odd = later = 0
