@@ -215,7 +215,8 @@ def _tail(messages: list, before: list) -> list:
 def _boundary(phone: str, read: Read, page: int, body: Mapping[str, Any], messages: list) -> list:
     """Page `page` (after `read.page`): the messages to pass, and the re-read of the boundary
     between them planned when the pages show that something moved."""
-    if messages and len(messages) == read.count and key(messages[0]) == read.first and key(messages[-1]) == read.tail[-1][1]:
+    repeated = messages and len(messages) == read.count and key(messages[0]) == read.first and key(messages[-1]) == read.tail[-1][1]
+    if repeated and body["total"] - read.last_total < len(messages):  # not as many new ones above: no shift
         raise PagingError(phone, page, f"the answer repeats page {read.page} ({len(messages)} messages)")
     last_at = read.tail[-1][0] if read.tail else None
     if last_at is None:
