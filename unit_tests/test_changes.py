@@ -59,7 +59,8 @@ def test_a_source_shows_moved_the_phones_with_entries_after_their_cursor_or_new_
 
 
 def test_pending_statuses_are_followed_for_seven_days_and_a_phone_read_keeps_only_what_its_records_showed():
-    pending = {"a": AT - 7 * DAY, "b": AT - 7 * DAY - 1, "c": "x", "d": True, "e": AT - 60}
+    # b: sent more than 7 days ago; f: scheduled, not sent yet; c, d: no time
+    pending = {"a": AT - 7 * DAY, "b": AT - 7 * DAY - 1, "c": "x", "d": True, "e": AT - 60, "f": AT + 60}
     assert live_pending(pending, AT) == {"a": AT - 7 * DAY, "e": AT - 60}
     assert live_pending(None, AT) == {}
     # read this sync: what was observed (nothing for e: its status became final); not read: kept

@@ -109,12 +109,13 @@ def moved(
 
 
 def live_pending(pending: Any, at: int) -> dict[str, int]:
-    """phone -> its oldest message whose status was not final, for those still followed (within
-    `STATUS_DAYS` of `at`); what a state holds that is not a phone and a time is left out."""
+    """phone -> its oldest message whose status was not final, for those still followed (sent
+    within `STATUS_DAYS` of `at`; a message scheduled later has no delivery yet: when it is sent,
+    the message log lists it); what a state holds that is not a phone and a time is left out."""
     if not isinstance(pending, Mapping):
         return {}
     bound = at - STATUS_DAYS * DAY
-    return {p: t for p, t in pending.items() if isinstance(t, int) and not isinstance(t, bool) and t >= bound}
+    return {p: t for p, t in pending.items() if type(t) is int and bound <= t <= at}
 
 
 def next_pending(before: Mapping[str, int], observed: Mapping[str, int], read: set[str], at: int) -> dict[str, int]:
