@@ -6,7 +6,7 @@ CONFIG ?= secrets/config.json
 DEMO_VENV := .venv-demo
 DEMO_BIN  := $(DEMO_VENV)/bin
 
-.PHONY: help install test test-pyairbyte soak bench demo demo-install sync probe image clean
+.PHONY: help install test test-pyairbyte soak bench demo demo-install sync probe image manifest-only cdk-venv clean
 
 help:
 	@echo "make demo   - sync sample conversations from the API emulator into DuckDB (PyAirbyte)"
@@ -16,6 +16,7 @@ help:
 	@echo "make sync CONFIG=secrets/config.json - the same sync as the demo, against the real API"
 	@echo "make probe CONFIG=secrets/config.json - what the real API answers (shapes, no values): .cache/probe.json"
 	@echo "make image  - build airbyte/source-smstools:dev with podman"
+	@echo "make manifest-only - build/manifest-only/ (the catalogue's form) and build/builder/manifest.yaml (Cloud, no custom code)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,16 @@ install: $(VENV)/.deps
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 	$(MAKE) test-pyairbyte
+
+# airbyte-cdk alone, as Airbyte's other runtimes have it (integration_tests/runtimes): the generic
+# source-declarative-manifest runtime, the Connector Builder's test read. One venv per CDK version.
+CDK_VERSION := $(shell sed -n 's/.*"airbyte-cdk==\([^"]*\)".*/\1/p' setup.py)
+CDK_VENV := .cache/cdk-$(CDK_VERSION)
+$(CDK_VENV)/.deps:
+	mkdir -p .cache
+	flock .cache/.cdk-venv.lock sh -c '[ -f $@ ] || { $(PYTHON) -m venv $(CDK_VENV) && $(CDK_VENV)/bin/pip install -q airbyte-cdk==$(CDK_VERSION) && touch $@; }'
+
+cdk-venv: $(CDK_VENV)/.deps
 
 # Every stream through PyAirbyte into DuckDB, as users run it (column types, no type warning). It
 # needs PyAirbyte, so it runs in the demo venv: the first time, building it adds 1 to 1.5 minutes.
@@ -82,6 +93,12 @@ probe: install
 
 image:
 	bash integration_tests/image/image.sh build
+
+# The catalogue's manifest-only form and the Builder edition (release/manifest_only.py). The base
+# image's digest can only be read from Docker Hub: SDM_DIGEST=sha256:... pins it.
+SDM_DIGEST ?=
+manifest-only: install
+	$(BIN)/python release/manifest_only.py --out build $(if $(SDM_DIGEST),--digest $(SDM_DIGEST))
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache
