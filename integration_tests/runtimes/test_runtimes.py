@@ -1,0 +1,129 @@
+"""The connector in Airbyte's other runtimes, each with nothing but airbyte-cdk installed (a venv of
+its own, `make cdk-venv`): the generic runtime reads as our command does, the Connector Builder's
+test read runs the injected components, and the Builder edition runs with custom code not permitted.
+
+The forms are those `make manifest-only` writes (release/manifest_only.py, built here into a
+temporary directory); the API is the emulator in this process, served on 127.0.0.1. Processes: one
+per sync in the other venv (about 3 s each), our command in this process (cli.call).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import subprocess
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from integration_tests import cli
+from release import manifest_only
+from smstools_emulator import CLIENT_SECRET, Emulator, make_conversation, make_message, sample_phones
+
+ROOT = Path(__file__).resolve().parents[2]
+CDK_VENV = ROOT / ".cache" / f"cdk-{manifest_only.CDK_VERSION}"
+START = "2025-01-01T00:00:00Z"
+NEWEST = 1_749_113_086  # the emulator's newest message: 2025-06-05 08:44:46 UTC
+
+
+@pytest.fixture(scope="module")
+def forms(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("forms")
+    manifest_only.build(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cdk_only() -> Path:
+    """The venv with airbyte-cdk alone (made once per CDK version, kept in .cache)."""
+    subprocess.run(["make", "-s", "-C", str(ROOT), "cdk-venv"], check=True, capture_output=True)
+    installed = subprocess.run([str(CDK_VENV / "bin" / "pip"), "freeze"], capture_output=True, text=True, check=True).stdout
+    assert f"airbyte-cdk=={manifest_only.CDK_VERSION}" in installed.split("\n")
+    assert "source-smstools" not in installed and "source_smstools" not in installed
+    return CDK_VENV / "bin"
+
+
+def _run(argv: list[str], files: dict[str, Any], env: dict[str, str] | None = None) -> cli.Output:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, content in files.items():
+            if content is not None:
+                path = Path(tmp, f"{name}.json")
+                path.write_text(json.dumps(content))
+                argv = argv + [f"--{name}", str(path)]
+        clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AIRBYTE_ENABLE_UNSAFE_CODE")}
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp, env={**clean, **(env or {})})
+    assert CLIENT_SECRET not in proc.stdout + proc.stderr, "the client secret leaked into the output"
+    return cli.Output(proc.returncode, proc.stdout, proc.stderr, cli.parse(proc.stdout))
+
+
+def generic(bin: Path, form: Path, config: dict, state: Any = None, components: bool = True) -> cli.Output:
+    """`read` in Airbyte's generic runtime, as the catalogue's manifest-only images run it."""
+    argv = [str(bin / "source-declarative-manifest"), "read", "--manifest-path", str(form / "manifest.yaml")]
+    env = {}
+    if components:
+        argv += ["--components-path", str(form / "components.py")]
+        env["AIRBYTE_ENABLE_UNSAFE_CODE"] = "true"
+    return _run(argv, {"config": config, "catalog": cli.catalog(), "state": state}, env)
+
+
+def requests(emulator: Emulator) -> Counter:
+    """The requests served, as (path, query) with their counts; the order depends on the workers."""
+    with emulator._lock:
+        served = [(r["path"], tuple(sorted(r["query"].items()))) for r in emulator.requests]
+    emulator.clear_requests()
+    return Counter(served)
+
+
+def comparable(out: cli.Output) -> tuple:
+    """The records (in an order of their own) and the last state, without what differs from one run to
+    the next: the seconds the previous sync took and the time of the sync (change detection's sweep)."""
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    state = json.loads(json.dumps(out.states[-1]["stream"]["stream_state"]))
+    state.pop("lookback_window", None)
+    state.get("parent_state", {}).get("changes", {}).pop("at", None)
+    return sorted(out.records, key=lambda r: (r["phone"], r["id"])), state
+
+
+@pytest.fixture
+def account() -> Emulator:
+    phones = sample_phones(3)
+    conversations = {p: make_conversation(p, n, seed=3) for p, n in zip(phones, (45, 30, 12))}
+    with Emulator(conversations) as emulator:
+        yield emulator
+
+
+def test_the_generic_runtime_reads_as_our_command(cdk_only: Path, forms: Path, account: Emulator) -> None:
+    config = cli.config(account, phone_numbers=None, page_size=20, start_date=START)
+
+    def both(state: Any) -> tuple:
+        ours = cli.call("read", config, cli.catalog(), state)
+        asked_by_ours = requests(account)
+        theirs = generic(cdk_only, forms / "manifest-only", config, state)
+        assert requests(account) == asked_by_ours
+        assert comparable(theirs) == comparable(ours)
+        return ours, dict(Counter(path for path, _ in asked_by_ours.elements()))
+
+    # a discovery sync: the phones found in contacts, inbox and message log, every message
+    first, asked = both(None)
+    assert {p: len(ts) for p, ts in cli.records_by_phone(first).items()} == {"393331000000": 45, "393331000001": 30, "393331000002": 12}
+    assert asked == {
+        "/v1/contact": 1, "/v1/message/inbox": 2, "/v1/message/logging": 3,
+        "/v1/conversation/393331000000": 3, "/v1/conversation/393331000001": 2, "/v1/conversation/393331000002": 1,
+    }
+    # new messages for one phone
+    phone = sample_phones(3)[1]
+    account.add_messages(phone, [make_message(phone, NEWEST + 60 * i, random.Random(i), 100 + i) for i in (1, 2)])
+    second, asked = both(first.last_state)
+    # the two new ones and the one at the cursor (the CDK's filter is inclusive)
+    assert {p: len(ts) for p, ts in cli.records_by_phone(second).items()} == {"393331000001": 3}
+    assert asked == {"/v1/contact": 1, "/v1/message/inbox": 1, "/v1/message/logging": 1, "/v1/conversation/393331000001": 1}
+    # nothing new: the inbox's and the log's first pages, no conversation
+    third, asked = both(second.last_state)
+    assert cli.records_by_phone(third) == {}
+    assert asked == {"/v1/contact": 1, "/v1/message/inbox": 1, "/v1/message/logging": 1}
