@@ -259,7 +259,7 @@ def builder_edition(manifest: Dict[str, Any]) -> Dict[str, Any]:
             },
         },
         "incremental_sync": cursor,
-        "transformations": [_message_fields()],
+        "transformations": _message_fields(),
         "$parameters": stream["$parameters"],
     }
     spec = json.loads(json.dumps(manifest["spec"]))
@@ -287,24 +287,28 @@ def builder_edition(manifest: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def _message_fields() -> Dict[str, Any]:
+def _message_fields() -> List[Dict[str, Any]]:
     """What components/records.MessageFields adds, in AddFields: `phone`, `id`, `datetime_utc`, and
-    a single attachment made a list of one."""
-    key = " ~ '\\x1f' ~ ".join(f"(record.{n} | string)" for n in ("direction", "unixDatetime", "sender", "receiver", "message"))
-    return {
+    a single attachment made a list of one (a condition is the transformation's, not a field's)."""
+    # `~` writes each value as Python's str() does (the CDK's `string` filter would quote numbers)
+    key = " ~ '\\x1f' ~ ".join(f"record.{n}" for n in ("direction", "unixDatetime", "sender", "receiver", "message"))
+    return [{
         "type": "AddFields",
         "fields": [
             {"path": ["phone"], "value": "{{ stream_partition.phone }}", "value_type": "string"},
             {
                 "path": ["id"],
-                "value": "{{ record.messageId | string if record.messageId not in (none, '') else 'h' ~ "
+                "value": "{{ record.messageId ~ '' if record.messageId not in (none, '') else 'h' ~ "
                 f"((stream_partition.phone ~ '\\x1f' ~ {key}) | hash('sha256'))[:32] }}}}",
                 "value_type": "string",
             },
             {"path": ["datetime_utc"], "value": "{{ format_datetime(record.unixDatetime, '%Y-%m-%dT%H:%M:%SZ') }}", "value_type": "string"},
-            {"path": ["file"], "value": "{{ [record.file] }}", "condition": "{{ record.file is mapping }}"},
         ],
-    }
+    }, {
+        "type": "AddFields",
+        "fields": [{"path": ["file"], "value": "{{ [record.file] }}"}],
+        "condition": "{{ record.file is mapping }}",
+    }]
 
 
 # -- metadata.yaml ----------------------------------------------------------------------------

@@ -127,3 +127,70 @@ def test_the_generic_runtime_reads_as_our_command(cdk_only: Path, forms: Path, a
     third, asked = both(second.last_state)
     assert cli.records_by_phone(third) == {}
     assert asked == {"/v1/contact": 1, "/v1/message/inbox": 1, "/v1/message/logging": 1}
+
+
+def test_the_connector_builder_test_read_runs_the_injected_components(cdk_only: Path, forms: Path, account: Emulator) -> None:
+    # As the Builder sends them: the manifest as a dict, components.py as text with its checksum.
+    # components.py has no `from __future__ import annotations` (the build leaves it out): CDK 7.39.1
+    # runs injected code before registering its module, where dataclasses cannot resolve string
+    # annotations ('NoneType' object has no attribute '__dict__').
+    form = forms / "manifest-only"
+    code = (form / "components.py").read_text()
+    config = {
+        **cli.config(account, phone_numbers=[sample_phones(3)[2]], page_size=5, start_date=START),
+        "__command": "test_read",
+        "__injected_declarative_manifest": yaml.safe_load((form / "manifest.yaml").read_text()),
+        "__injected_components_py": code,
+        "__injected_components_py_checksums": {"md5": hashlib.md5(code.encode()).hexdigest()},
+        "__test_read_config": {"max_records": 100, "max_pages_per_slice": 5, "max_slices": 5},
+    }
+    out = _run(
+        [str(cdk_only / "python"), "-m", "airbyte_cdk.connector_builder.main", "read"],
+        {"config": config, "catalog": cli.catalog()},
+        {"AIRBYTE_ENABLE_UNSAFE_CODE": "true"},
+    )
+    # the Builder's answer: one RECORD message holding what was read (and its own logs before it)
+    assert out.of_type("TRACE") == [], out.stdout[-3000:]
+    (message,) = out.of_type("RECORD")
+    read = message["record"]["data"]
+    pages = [page for piece in read["slices"] for page in piece["pages"]]
+    records = [r for page in pages for r in page["records"]]
+    # one phone's 12 messages, in three pages of 5
+    assert [len(page["records"]) for page in pages] == [5, 5, 2]
+    assert {r["phone"] for r in records} == {"+393331000002"}
+    assert len({r["id"] for r in records}) == 12
+    assert [log for log in read["logs"] if log["level"] == "ERROR"] == []
+
+
+def test_the_builder_edition_reads_listed_phones_without_custom_code(cdk_only: Path, forms: Path, account: Emulator) -> None:
+    manifest = (forms / "builder" / "manifest.yaml").read_text()
+    assert "Custom" not in manifest and "class_name" not in manifest
+    phones = sample_phones(3)[:2]
+    config = cli.config(account, phone_numbers=phones, page_size=20, start_date=START)
+
+    # with custom code not permitted (no AIRBYTE_ENABLE_UNSAFE_CODE, no components.py), as in Cloud
+    first = generic(cdk_only, forms / "builder", config, components=False)
+    assert first.returncode == 0, first.stdout[-3000:]
+    # every page of each listed phone (no early stop), nothing else
+    assert dict(Counter(path for path, _ in requests(account).elements())) == {
+        "/v1/conversation/393331000000": 3, "/v1/conversation/393331000001": 2,
+    }
+    # the same messages as our command reads, with the same fields
+    ours = cli.call("read", {**config, "change_detection": False}, cli.catalog())
+    requests(account)
+    assert sorted(first.records, key=lambda r: r["id"]) == sorted(ours.records, key=lambda r: r["id"])
+    read = cli.records_by_phone(first)
+    assert {p: len(ts) for p, ts in read.items()} == {"+393331000000": 45, "+393331000001": 30}
+
+    account.add_messages(phones[0], [make_message(phones[0], NEWEST + 60, random.Random(1), 200)])
+    second = generic(cdk_only, forms / "builder", config, first.last_state, components=False)
+    assert second.returncode == 0, second.stdout[-3000:]
+    # the new message, and each phone's newest message of the first sync again, at its cursor (the
+    # CDK's filter is inclusive; the destination deduplicates it on `id`)
+    assert cli.records_by_phone(second) == {
+        "+393331000000": {NEWEST + 60, max(read["+393331000000"])}, "+393331000001": {max(read["+393331000001"])},
+    }
+    # every page again: the conversation is newest first, but the API does not promise it
+    assert dict(Counter(path for path, _ in requests(account).elements())) == {
+        "/v1/conversation/393331000000": 3, "/v1/conversation/393331000001": 2,
+    }
