@@ -321,6 +321,9 @@ def metadata(ours: Dict[str, Any], digest: str) -> Dict[str, Any]:
     data["connectorBuildOptions"] = {"baseImage": f"{BASE_IMAGE}@{digest}" if digest else BASE_IMAGE}
     data["icon"] = "icon.svg"
     data.pop("remoteRegistries", None)  # no PyPI package for a manifest-only connector
+    # a manifest-only connector has no unit or integration tests of its own: the catalogue runs its
+    # acceptance tests
+    data["connectorTestSuitesOptions"] = [{"suite": "acceptanceTests"}]
     return {**ours, "data": data}
 
 

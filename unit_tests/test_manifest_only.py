@@ -31,6 +31,7 @@ def test_the_metadata_passes_airbytes_schema_with_the_manifest_only_tags_and_ima
     assert data["tags"] == ["language:manifest-only", "cdk:low-code"]
     assert data["connectorBuildOptions"] == {"baseImage": "docker.io/airbyte/source-declarative-manifest:7.39.1"}
     assert data["icon"] == "icon.svg"
+    assert data["connectorTestSuitesOptions"] == [{"suite": "acceptanceTests"}]
     assert "releases" not in data  # a first release in the catalogue: nothing breaks for anyone
 
 
