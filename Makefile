@@ -49,10 +49,10 @@ $(CDK_VENV)/.deps:
 
 cdk-venv: $(CDK_VENV)/.deps
 
-# Every stream through PyAirbyte into DuckDB, as users run it (column types, no type warning). It
-# needs PyAirbyte, so it runs in the demo venv: the first time, building it adds 1 to 1.5 minutes.
+# Every stream through PyAirbyte into DuckDB, as users run it (column types, no type warning), and
+# the manifest-only directory through PyAirbyte's manifest executor. It needs PyAirbyte, so it runs in the demo venv: the first time, building it adds 1 to 1.5 minutes.
 test-pyairbyte: demo-install
-	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py
+	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py demo/test_pyairbyte_manifest.py
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
 soak: install
