@@ -49,4 +49,7 @@ def shortened(values: Mapping[str, str]) -> Iterator[None]:
 
 if os.environ.get(FACTOR) or os.environ.get(TIMEOUT):
     # for the life of this process (started by a test, with this directory on PYTHONPATH)
-    shortened(dict(os.environ)).__enter__()
+    # kept: a context manager dropped at once is closed by the garbage collector, which runs its
+    # `finally` and puts the original back before the source is built
+    _FOR_THIS_PROCESS = shortened(dict(os.environ))
+    _FOR_THIS_PROCESS.__enter__()
