@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import subprocess
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ import yaml
 
 from integration_tests import cli
 from release import manifest_only
-from smstools_emulator import CLIENT_SECRET, Emulator, make_conversation, make_message, sample_phones
+from smstools_emulator import Emulator, make_conversation, make_message, sample_phones
 
 ROOT = Path(__file__).resolve().parents[2]
 CDK_VENV = ROOT / ".cache" / f"cdk-{manifest_only.CDK_VERSION}"
@@ -49,27 +47,13 @@ def cdk_only() -> Path:
     return CDK_VENV / "bin"
 
 
-def _run(argv: list[str], files: dict[str, Any], env: dict[str, str] | None = None) -> cli.Output:
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, content in files.items():
-            if content is not None:
-                path = Path(tmp, f"{name}.json")
-                path.write_text(json.dumps(content))
-                argv = argv + [f"--{name}", str(path)]
-        clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AIRBYTE_ENABLE_UNSAFE_CODE")}
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp, env={**clean, **(env or {})})
-    assert CLIENT_SECRET not in proc.stdout + proc.stderr, "the client secret leaked into the output"
-    return cli.Output(proc.returncode, proc.stdout, proc.stderr, cli.parse(proc.stdout))
-
-
 def generic(bin: Path, form: Path, config: dict, state: Any = None, components: bool = True) -> cli.Output:
     """`read` in Airbyte's generic runtime, as the catalogue's manifest-only images run it."""
-    argv = [str(bin / "source-declarative-manifest"), "read", "--manifest-path", str(form / "manifest.yaml")]
-    env = {}
+    args = ["--manifest-path", str(form / "manifest.yaml")]
     if components:
-        argv += ["--components-path", str(form / "components.py")]
-        env["AIRBYTE_ENABLE_UNSAFE_CODE"] = "true"
-    return _run(argv, {"config": config, "catalog": cli.catalog(), "state": state}, env)
+        args += ["--components-path", str(form / "components.py")]
+    env = {"AIRBYTE_ENABLE_UNSAFE_CODE": "true" if components else "false"}
+    return cli.run("read", config, cli.catalog(), state, *args, program=[str(bin / "source-declarative-manifest")], env=env)
 
 
 def requests(emulator: Emulator) -> Counter:
@@ -144,10 +128,9 @@ def test_the_connector_builder_test_read_runs_the_injected_components(cdk_only: 
         "__injected_components_py_checksums": {"md5": hashlib.md5(code.encode()).hexdigest()},
         "__test_read_config": {"max_records": 100, "max_pages_per_slice": 5, "max_slices": 5},
     }
-    out = _run(
-        [str(cdk_only / "python"), "-m", "airbyte_cdk.connector_builder.main", "read"],
-        {"config": config, "catalog": cli.catalog()},
-        {"AIRBYTE_ENABLE_UNSAFE_CODE": "true"},
+    out = cli.run(
+        "read", config, cli.catalog(),
+        program=[str(cdk_only / "python"), "-m", "airbyte_cdk.connector_builder.main"], env={"AIRBYTE_ENABLE_UNSAFE_CODE": "true"},
     )
     # the Builder's answer: one RECORD message holding what was read (and its own logs before it)
     assert out.of_type("TRACE") == [], out.stdout[-3000:]
