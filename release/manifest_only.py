@@ -344,6 +344,8 @@ def _docs(text: str) -> str:
 
 
 def build(out: Path, digest: str = "") -> None:
+    if digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+        raise BuildError(f"the base image's digest is sha256: and 64 hex digits, not {digest!r}")
     ours = yaml.safe_load((PACKAGE / "manifest.yaml").read_text())
     components = components_py()
     defined = {n.name for n in ast.parse(components).body if isinstance(n, ast.ClassDef)}

@@ -39,6 +39,8 @@ def test_the_base_image_is_pinned_with_the_digest_given(tmp_path: Path) -> None:
     manifest_only.build(tmp_path, digest="sha256:" + "0" * 64)
     data = yaml.safe_load((tmp_path / "manifest-only" / "metadata.yaml").read_text())["data"]
     assert data["connectorBuildOptions"]["baseImage"] == "docker.io/airbyte/source-declarative-manifest:7.39.1@sha256:" + "0" * 64
+    with pytest.raises(manifest_only.BuildError, match="sha256: and 64 hex digits, not 'sha256:abc'"):
+        manifest_only.build(tmp_path, digest="sha256:abc")
 
 
 def test_the_directory_holds_what_the_catalogue_takes(built: Path) -> None:
