@@ -115,3 +115,11 @@ def test_the_builder_edition_has_no_custom_code_and_says_what_it_does_without(bu
     assert manifest["spec"]["connection_specification"]["required"] == ["client_id", "client_secret", "phone_numbers"]
     for missing in ("phone discovery", "change detection", "the tolerant reader", "the evidence-based early stop"):
         assert missing in manifest["description"]
+
+
+def test_the_manifest_uses_no_deprecated_field() -> None:
+    # the Connector Builder lists each deprecated field as a warning (url_base and path are)
+    from source_smstools.source import SourceSmstools
+
+    source = SourceSmstools(config={"client_id": "a", "client_secret": "b", "phone_numbers": ["+393331000000"]})
+    assert [w.message for w in source.deprecation_warnings()] == []
