@@ -4,7 +4,8 @@ test read runs the injected components, and the Builder edition runs with custom
 
 The forms are those `make manifest-only` writes (release/manifest_only.py, built here into a
 temporary directory); the API is the emulator in this process, served on 127.0.0.1. Processes: one
-per sync in the other venv (about 3 s each), our command in this process (cli.call).
+per sync in the other venv (the whole file: 35 to 65 s on two busy cores), our command in this
+process (cli.call).
 """
 
 from __future__ import annotations
