@@ -8,21 +8,34 @@ DEMO_BIN  := $(DEMO_VENV)/bin
 
 .PHONY: help install test test-pyairbyte soak bench demo demo-install sync probe image manifest-only cdk-venv clean
 
+# Every target, with its usual time on our 2-core machines (the first run builds a venv), measured
+# 2026-12-01 on a shared machine (load average 6 to 11): an idle one is faster.
 help:
-	@echo "make demo   - sync sample conversations from the API emulator into DuckDB (PyAirbyte)"
-	@echo "make test   - unit, integration and acceptance tests, and the PyAirbyte test (what CI runs)"
-	@echo "make bench  - throughput, requests, concurrency, memory and start-up figures"
-	@echo "make soak   - the long reliability suite (faults, kills, load); writes RELIABILITY.md"
-	@echo "make sync CONFIG=secrets/config.json - the same sync as the demo, against the real API"
-	@echo "make probe CONFIG=secrets/config.json - what the real API answers (shapes, no values): .cache/probe.json"
-	@echo "make image  - build airbyte/source-smstools:dev with podman"
-	@echo "make manifest-only - build/manifest-only/ (the catalogue's form) and build/builder/manifest.yaml (Cloud, no custom code)"
+	@echo "make demo          - sample conversations from the API emulator, synced with PyAirbyte into DuckDB"
+	@echo "                     (2 to 5 min the first time, to build .venv-demo; 40 s after that)"
+	@echo "make sync CONFIG=secrets/config.json [WAREHOUSE=postgresql://user@host:port/db]"
+	@echo "                   - the same sync against the real API, into DuckDB or PostgreSQL (as long as the sync)"
+	@echo "make test          - unit, integration and acceptance tests, and the PyAirbyte tests: what CI runs"
+	@echo "                     (the main suite alone took 16 min under load; less on an idle machine)"
+	@echo "make test-pyairbyte - every stream through PyAirbyte into DuckDB and into PostgreSQL (1.5 to 2 min)"
+	@echo "make install       - .venv with the connector and the test tools (1 to 1.5 min the first time, 15 s after)"
+	@echo "make demo-install  - .venv-demo with PyAirbyte and the connector (2 to 5 min the first time, 30 s after)"
+	@echo "make probe CONFIG=secrets/config.json - what the real API answers (shapes, no values): .cache/probe.json (seconds)"
+	@echo "make bench         - throughput, requests, concurrency, memory and start-up figures into BENCHMARKS.md"
+	@echo "                     (long: it prints each section as it starts, and the last full run's time first)"
+	@echo "make soak          - the long reliability suite (faults, kills, load); writes RELIABILITY.md (an hour or more)"
+	@echo "make image         - build airbyte/source-smstools:dev with podman (minutes: the base image first)"
+	@echo "make manifest-only - build/manifest-only/ (the catalogue's form) and build/builder/manifest.yaml"
+	@echo "                     (the Builder edition for Airbyte Cloud, no custom code) (seconds)"
+	@echo "make cdk-venv      - .cache/cdk-7.39.1 with airbyte-cdk alone, for the runtime tests (2 min the first time)"
+	@echo "make clean         - remove the venvs and build files (seconds; .cache/ with the DuckDB file is kept)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Dependencies change rarely: installed once per change of setup.py.
 $(VENV)/.deps: setup.py | $(BIN)/python
+	@echo "== $(VENV): installing the connector's dependencies and the test tools (1 to 1.5 min, once per change of setup.py)"
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q '.[tests]'
 	touch $@
@@ -50,9 +63,11 @@ $(CDK_VENV)/.deps:
 cdk-venv: $(CDK_VENV)/.deps
 
 # Every stream through PyAirbyte into DuckDB, as users run it (column types, no type warning), and
-# the manifest-only directory through PyAirbyte's manifest executor. It needs PyAirbyte, so it runs in the demo venv: the first time, building it adds 1 to 1.5 minutes.
+# into a PostgreSQL server the test starts itself (Debian's postgresql package; strings as sent); the
+# manifest-only directory through PyAirbyte's manifest executor. It needs PyAirbyte, so it runs in
+# the demo venv: the first time, building it adds 1 to 2.5 minutes.
 test-pyairbyte: demo-install
-	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py demo/test_pyairbyte_manifest.py
+	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py demo/test_postgres.py demo/test_pyairbyte_manifest.py
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
 soak: install
@@ -63,6 +78,7 @@ soak: install
 BASELINE_REV := 144fefb
 BASELINE := .cache/bench-0.1.0
 $(BASELINE)/.deps:
+	@echo "== $(BASELINE): installing release 0.1.0 beside this one, for side-by-side figures (about 1 min, once)"
 	$(PYTHON) -m venv $(BASELINE)
 	$(BASELINE)/bin/pip install -q "git+file://$(CURDIR)@$(BASELINE_REV)"
 	touch $@
@@ -72,6 +88,7 @@ bench: install $(BASELINE)/.deps
 
 # PyAirbyte is heavy: it gets a venv of its own, so that `make test` (and CI) stays light.
 $(DEMO_VENV)/.deps: setup.py demo/requirements.txt
+	@echo "== $(DEMO_VENV): installing PyAirbyte, DuckDB and the connector (2 to 5 min, once per change of demo/requirements.txt)"
 	$(PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_BIN)/pip install -q --upgrade pip
 	$(DEMO_BIN)/pip install -q -r demo/requirements.txt .
@@ -84,8 +101,13 @@ demo-install: $(DEMO_VENV)/.deps
 demo: demo-install
 	$(DEMO_BIN)/python demo/demo.py --emulator
 
+# WAREHOUSE: a PostgreSQL URL (postgresql://user:password@host:port/database) for PyAirbyte's
+# Postgres cache; empty, the DuckDB file .cache/smstools.duckdb
+WAREHOUSE ?=
+# (not echoed: the URL may hold a password; PGPASSWORD works too)
 sync: demo-install
-	$(DEMO_BIN)/python demo/demo.py --config $(CONFIG)
+	@echo "$(DEMO_BIN)/python demo/demo.py --config $(CONFIG)$(if $(WAREHOUSE), --warehouse <WAREHOUSE>)"
+	@$(DEMO_BIN)/python demo/demo.py --config $(CONFIG) $(if $(WAREHOUSE),--warehouse '$(WAREHOUSE)')
 
 # The shapes of the real API's answers (no phone, text or credential): the report to attach to an issue.
 probe: install

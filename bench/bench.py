@@ -615,15 +615,26 @@ def main() -> int:
 
     header = machine()
     log(f"bench: {header}")
+    names = args.only or list(SCENARIOS)
+    last = {} if args.quick else last_durations(ROOT / "BENCHMARKS.md")
+    expected = sum(last.get(name, 0) for name in names)
+    log(f"bench: {len(names)} sections; the last full run took {minutes(expected)}" if expected and all(n in last for n in names)
+        else f"bench: {len(names)} sections; no full run's time recorded yet (BENCHMARKS.md will hold this one's)")
     sections: list[str] = []
     figures: dict[str, dict[str, Any]] = {}
+    took: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="smstools-bench-") as tmp:
-        for name in args.only or SCENARIOS:
-            log(f"{name} ...")
+        for number, name in enumerate(names, 1):
+            log(f"[{number}/{len(names)}] {name} ..." + (f" (last time {minutes(last[name])})" if name in last else ""))
+            started = time.monotonic()
             lines, figures[name] = SCENARIOS[name](Path(tmp), sizes, log)
+            took[name] = time.monotonic() - started
+            log(f"[{number}/{len(names)}] {name} done in {minutes(took[name])}")
             sections += lines + [""]
+    durations = ", ".join(f"{name} {took[name] / 60:.1f}" for name in names)
     report = "\n".join(
         [f"Measured {header}; {sizes.runs} interleaved run(s) per figure, medians.", ""]
+        + [f"Sections took (minutes): {durations}.", ""]
         + ["### Targets (issues 4 and 11)", ""]
         + verdicts(figures)
         + [""]
@@ -635,6 +646,19 @@ def main() -> int:
         refresh(target, report)
         log(f"bench: wrote the figures into {target}")
     return 0
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def last_durations(path: Path) -> dict[str, float]:
+    """Each section's seconds in the last run written to `path` (its "Sections took" line)."""
+    found = re.search(r"Sections took \(minutes\): ([^\n]*)\.", path.read_text()) if path.exists() else None
+    if not found:
+        return {}
+    pairs = (part.rsplit(" ", 1) for part in found.group(1).split(", "))
+    return {name: float(value) * 60 for name, value in pairs}
 
 
 def refresh(path: Path, report: str) -> None:

@@ -37,11 +37,15 @@ import airbyte as ab  # noqa: E402
 import duckdb  # noqa: E402
 from airbyte.caches import DuckDBCache  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from warehouse import postgres_cache  # noqa: E402
+
 from smstools_emulator import CLIENT_ID, CLIENT_SECRET, Emulator, format_datetime, make_conversation  # noqa: E402
 
 DB_PATH = ROOT / ".cache" / "smstools.duckdb"
 DEMO_SCHEMA = "demo"
 REAL_SCHEMA = "main"  # not "smstools": DuckDB names the file's catalog so, and refuses the ambiguity
+SMSTOOLS_SCHEMA = "smstools"  # in PostgreSQL (WAREHOUSE=postgresql://...)
 STREAM = "conversation"
 SOURCE = "source-smstools"
 CONNECTOR = Path(sys.executable).with_name("source-smstools")
@@ -245,10 +249,21 @@ def run_emulator_demo() -> None:
     summary(cache)
     emulator.stop()
     print(f"\nDone in {time.monotonic() - started:.0f} s. Explore the data:")
-    print(f"  .venv-demo/bin/python -c \"import duckdb; print(duckdb.connect('{DB_PATH.relative_to(ROOT)}').sql('select * from {DEMO_SCHEMA}.{STREAM} limit 5'))\"")
+    print(f"  {explore_command(DEMO_SCHEMA)}")
 
 
-def run_real_sync(config_path: Path) -> None:
+def explore_command(schema: str) -> str:
+    """The shell line that shows a few rows. The connection is kept in a name while the result is
+    shown: a relation printed after its connection is collected fails ("Connection has already
+    been closed", duckdb 1.4)."""
+    query = f"select * from {schema}.{STREAM} limit 5"
+    return (
+        f".venv-demo/bin/python -c \"import duckdb; db = duckdb.connect('{DB_PATH.relative_to(ROOT)}', "
+        f"read_only=True); db.sql('{query}').show()\""
+    )
+
+
+def run_real_sync(config_path: Path, warehouse: str | None = None) -> None:
     if not config_path.is_file():
         sys.exit(
             f"{config_path}: no such file. Copy integration_tests/sample_config.json to {config_path} "
@@ -259,18 +274,31 @@ def run_real_sync(config_path: Path) -> None:
     except json.JSONDecodeError as error:
         sys.exit(f"{config_path} is not valid JSON: {error}")
     started = time.monotonic()
-    cache = open_cache(REAL_SCHEMA)
-    heading("1/2", f"Syncing the Smstools API into {DB_PATH.relative_to(ROOT)} (schema {REAL_SCHEMA}), from the last saved state")
+    if warehouse:
+        try:
+            cache = postgres_cache(warehouse, SMSTOOLS_SCHEMA, DB_PATH.parent / "pyairbyte")
+        except ValueError as error:
+            sys.exit(f"WAREHOUSE: {error}")
+        where = f"PostgreSQL {cache.host}:{cache.port}/{cache.database} (schema {SMSTOOLS_SCHEMA})"
+    else:
+        cache = open_cache(REAL_SCHEMA)
+        where = f"{DB_PATH.relative_to(ROOT)} (schema {REAL_SCHEMA})"
+    heading("1/2", f"Syncing the Smstools API into {where}, from the last saved state")
     # Every stream the connector offers; the summary below is the conversations'.
     source = source_for(config, "*")
     before = row_count(cache)
     records, seconds = sync(source, cache)
     after = row_count(cache)
-    print(f"\n  read {records:,} records in {seconds:.1f} s; table {REAL_SCHEMA}.{STREAM}: {before:,} -> {after:,} rows")
+    print(f"\n  read {records:,} records in {seconds:.1f} s; table {cache.schema_name}.{STREAM}: {before:,} -> {after:,} rows")
     saved_state(cache)
     heading("2/2", "What is in the table")
     summary(cache)
-    print(f"\nDone in {time.monotonic() - started:.0f} s.")
+    print(f"\nDone in {time.monotonic() - started:.0f} s. Explore the data:")
+    if warehouse:
+        # without the password, which may be in the URL
+        print(f"  psql 'postgresql://{cache.username}@{cache.host}:{cache.port}/{cache.database}' -c 'select * from {SMSTOOLS_SCHEMA}.{STREAM} limit 5'")
+    else:
+        print(f"  {explore_command(REAL_SCHEMA)}")
 
 
 def main() -> None:
@@ -278,16 +306,21 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--emulator", action="store_true", help="sync sample conversations from the API emulator")
     mode.add_argument("--config", type=Path, metavar="FILE", help="sync the real API with this config file")
+    parser.add_argument("--warehouse", metavar="URL", help="with --config: postgresql://user:password@host:port/database instead of DuckDB")
     args = parser.parse_args()
     try:
         if args.emulator:
             run_emulator_demo()
         else:
-            run_real_sync(args.config)
+            run_real_sync(args.config, args.warehouse)
     except ab.exceptions.PyAirbyteError as error:
         # The connector's own ERROR lines above say what went wrong; PyAirbyte's error adds where
         # its log is. Nothing of the sync so far is lost: the next run goes on from the saved state.
-        sys.exit(f"\nThe sync failed. {error}")
+        log = getattr(error, "log_file", None)
+        sys.exit(
+            "\nThe sync failed: the connector's ERROR line above says why and what to do."
+            + (f" The connector's whole log: {log}" if log else f" ({type(error).__name__})")
+        )
 
 
 if __name__ == "__main__":

@@ -23,3 +23,9 @@ def test_every_bench_scenario_runs_on_tiny_sizes(tmp_path):
     assert "| requests, incremental read = minimum | 3 for 3 | yes |" in proc.stdout
     written = (tmp_path / "BENCHMARKS.md").read_text()
     assert "<!-- bench:begin -->" in written and "### 5. Start-up" in written
+    # progress as it goes, and each section's time kept for the next run to announce
+    assert "[1/7] throughput ..." in proc.stderr and "[7/7] changes done in " in proc.stderr
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench
+
+    assert list(bench.last_durations(tmp_path / "BENCHMARKS.md")) == list(bench.SCENARIOS)

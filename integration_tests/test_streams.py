@@ -213,9 +213,13 @@ def test_refused_credentials_fail_every_stream_rather_than_skip_it(emulator):
     out = cli.call("read", cli.config(emulator, client_id="someone-else"), cli.catalog("full_refresh", ["contacts", "groups"]))
     assert out.returncode != 0
     assert out.records == []
-    # each of the two streams fails with the refusal (then the CDK's summary of the failed streams)
+    # the refusal is said once (then the CDK's summary of the failed streams), and each of the two
+    # streams ends incomplete: none passes for an empty one
     refusals = [e for e in out.errors if e["message"].startswith("Smstools refused the credentials")]
-    assert [e["failure_type"] for e in refusals] == ["config_error", "config_error"], out.errors
+    assert [e["failure_type"] for e in refusals] == ["config_error"], out.errors
+    statuses = {m["trace"]["stream_status"]["stream_descriptor"]["name"]: m["trace"]["stream_status"]["status"]
+                for m in out.of_type("TRACE") if m["trace"]["type"] == "STREAM_STATUS"}
+    assert statuses == {"contacts": "INCOMPLETE", "groups": "INCOMPLETE"}
 
 
 def test_an_answer_of_an_unexpected_shape_fails_its_stream_at_once_and_the_others_go_on(emulator):

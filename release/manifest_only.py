@@ -12,6 +12,7 @@ airbyte-cdk (its YAML loader and its manifest reference resolver), nothing of ou
 
 import argparse
 import ast
+import importlib
 import json
 import re
 import shutil
@@ -87,8 +88,17 @@ def _top_level_names(tree: ast.Module, lines: List[str]) -> Dict[str, str]:
         elif isinstance(node, (ast.Import, ast.ImportFrom)) and not _is_ours(node):
             for alias in node.names:
                 bound = alias.asname or alias.name.split(".")[0]
-                names[bound] = f"import {alias.name}" if isinstance(node, ast.Import) else f"from {node.module} import {alias.name}"
+                names[bound] = f"import {alias.name}" if isinstance(node, ast.Import) else _imported_as(node.module, alias.name)
     return names
+
+
+def _imported_as(module: str, name: str) -> str:
+    """What `from module import name` binds, said one way whatever the path it is imported by
+    (the CDK re-exports its classes from their packages)."""
+    found = getattr(importlib.import_module(module), name, None)
+    where = getattr(found, "__module__", None)
+    qualified = getattr(found, "__qualname__", None)
+    return f"{where}.{qualified}" if where and qualified else f"{module}.{name}"
 
 
 def _is_ours(node: ast.AST) -> bool:
@@ -197,7 +207,9 @@ WITHOUT = (
     "the evidence-based early stop (every page of a conversation is read; only newer messages are emitted)",
     "restarting a conversation's paging when it shrinks mid-read",
     "error messages naming the phone and page",
-    "the per-phone state checks and the phone-number normalization",
+    "the per-phone state checks",
+    "phone numbers as people type them (digits with an optional leading + only)",
+    "naming the host and cause of a connection that fails",
 )
 
 
@@ -223,6 +235,12 @@ def builder_edition(manifest: Dict[str, Any]) -> Dict[str, Any]:
         "{{ (config.get('base_url') or 'https://api.smsgatewayapi.com').rstrip('/') }}"
         "/v1/conversation/{{ stream_partition.phone | replace('+', '') }}"
     )
+    # the CDK's own header authentication (ours also says which host a failed connection meant)
+    requester["authenticator"] = {
+        "type": "ApiKeyAuthenticator",
+        "api_token": "{{ config['client_secret'] }}",
+        "inject_into": {"type": "RequestOption", "inject_into": "header", "field_name": "X-Client-Secret"},
+    }
     requester["error_handler"] = {
         "type": "DefaultErrorHandler",
         "max_retries": d["error_handler"]["max_retries"],
@@ -263,10 +281,14 @@ def builder_edition(manifest: Dict[str, Any]) -> Dict[str, Any]:
         "$parameters": stream["$parameters"],
     }
     spec = json.loads(json.dumps(manifest["spec"]))
+    spec.pop("config_normalization_rules", None)  # typed phone numbers are brought to one form by our code
     connection = _without_schema_id(spec["connection_specification"])
     kept = ("client_id", "client_secret", "phone_numbers", "start_date", "lookback_window_days", "page_size", "base_url")
     connection["properties"] = {k: v for k, v in connection["properties"].items() if k in kept}
-    connection["properties"]["phone_numbers"]["minItems"] = 1
+    phones = connection["properties"]["phone_numbers"]
+    phones["minItems"] = 1
+    phones["items"] = {"type": "string", "pattern": "^\\+?[0-9]{6,15}$(?!\\n)"}
+    phones["examples"] = [["+32470123456", "393331234567"]]
     connection["properties"]["phone_numbers"]["description"] = (
         "The phone numbers whose conversations to sync, in international form: digits with an optional leading +, "
         "6 to 15 digits (for example +32470123456)."

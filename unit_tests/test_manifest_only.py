@@ -94,9 +94,14 @@ def test_components_py_is_one_file_without_the_future_import_or_our_package(buil
 
 
 def test_two_modules_defining_one_name_differently_fail_the_build(tmp_path: Path) -> None:
-    (tmp_path / "a.py").write_text('"""A."""\n\nLIMIT = 1\n\n\ndef helper():\n    return 1\n')
-    (tmp_path / "b.py").write_text('"""B."""\n\nfrom source_smstools.components.a import helper\n\nLIMIT = 1\n\n\ndef helper2():\n    return helper()\n')
-    # the same definition twice (LIMIT = 1) is one name
+    (tmp_path / "a.py").write_text(
+        '"""A."""\n\nfrom airbyte_cdk.sources.declarative.interpolation import InterpolatedString\n\nLIMIT = 1\n\n\ndef helper():\n    return 1\n'
+    )
+    (tmp_path / "b.py").write_text(
+        '"""B."""\n\nfrom airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString\n'
+        'from source_smstools.components.a import helper\n\nLIMIT = 1\n\n\ndef helper2():\n    return helper()\n'
+    )
+    # the same definition twice (LIMIT = 1), the same class imported by two paths: one name each
     assert "def helper2" in manifest_only.components_py(tmp_path)
     (tmp_path / "c.py").write_text('"""C."""\n\n\ndef helper():\n    return 2\n')
     with pytest.raises(manifest_only.BuildError, match="helper is defined in both a.py and c.py: rename one"):

@@ -642,8 +642,9 @@ BAD_CONFIGS: dict[str, tuple[Any, str]] = {
     "phone_numbers with a letter": ({"phone_numbers": ["+39333100000a"]}, "phone_numbers[0]"),
     "phone_numbers too short": ({"phone_numbers": ["+393331000000", "12345"]}, "phone_numbers[1]"),
     "phone_numbers too long": ({"phone_numbers": ["1234567890123456"]}, "phone_numbers[0]"),
-    "phone_numbers with spaces": ({"phone_numbers": ["+39 333 100 0000"]}, "phone_numbers[0]"),
-    "phone_numbers with a trailing newline": ({"phone_numbers": ["+393331000000\n"]}, "phone_numbers[0]"),
+    # (spaces, dashes, brackets and a trailing newline are how people type and paste numbers: accepted)
+    "phone_numbers with letters": ({"phone_numbers": ["+39 333 abc"]}, "phone_numbers[0]"),
+    "phone_numbers with a newline inside": ({"phone_numbers": ["+39333\n1000000"]}, "phone_numbers[0]"),
     "phone_numbers a number": ({"phone_numbers": [393331000000]}, "phone_numbers[0]"),
     "phone_numbers null": ({"phone_numbers": [None]}, "phone_numbers[0]"),
     "phone_numbers twice the same": ({"phone_numbers": ["+393331000000", "+393331000000"]}, "phone_numbers"),

@@ -48,8 +48,7 @@ def shortened(values: Mapping[str, str]) -> Iterator[None]:
 
 
 if os.environ.get(FACTOR) or os.environ.get(TIMEOUT):
-    # for the life of this process (started by a test, with this directory on PYTHONPATH)
-    # kept: a context manager dropped at once is closed by the garbage collector, which runs its
-    # `finally` and puts the original back before the source is built
+    # for the life of this process (started by a test, with this directory on PYTHONPATH); kept in
+    # a name: a context manager nobody holds is collected at once, and its exit undoes the patch
     _FOR_THIS_PROCESS = shortened(dict(os.environ))
     _FOR_THIS_PROCESS.__enter__()

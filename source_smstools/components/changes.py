@@ -35,6 +35,7 @@ from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordEx
 from airbyte_cdk.sources.types import Config
 
 from source_smstools.components.errors import missed_phones
+from source_smstools.components.session import Refused
 from source_smstools.components.pages import body_of
 
 logger = logging.getLogger("airbyte")
@@ -324,6 +325,8 @@ class ChangeDetection:
                 # only sets the position
                 position_only = stop is None and name not in discover_from
                 read = read_source(stream, stop, WATCHED[name], normalize, self.page_size, fetch, position_only)
+            except Refused:
+                raise  # the config is wrong: the sync ends here, said once
             except Exception as error:  # forbidden, or an answer we cannot understand
                 self.unreadable.append(name)
                 if name in discover_from:

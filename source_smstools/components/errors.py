@@ -19,6 +19,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.pages import body_of, describe, parsed_view
+from source_smstools.components.session import TRIES, host_of, session, unreachable
 
 logger = logging.getLogger("airbyte")
 
@@ -63,14 +64,47 @@ class ParsingErrorHandler(DefaultErrorHandler):
         self.response_filters = [*(self.shared_first or []), *(self.response_filters or []), *(self.shared_last or [])]
         super().__post_init__(parameters)
         self._parameters = dict(parameters or {})
+        # the CDK's own short waits (1 s, 2 s) for a host that has not answered yet
+        self.backoff_strategies = [_AfterFirstContact(s, self.config) for s in self.backoff_strategies or []]
 
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
+        contact = session(self.config)
         if isinstance(response_or_exception, requests.Response):
+            url = getattr(response_or_exception.request, "url", None)
+            if isinstance(url, str):
+                contact.answered.add(host_of(url))
             # the filters read the body parsed once, through a view: the response stays untouched
-            return super().interpret_response(parsed_view(response_or_exception, self._parameters))
-        return super().interpret_response(response_or_exception)
+            resolution = super().interpret_response(parsed_view(response_or_exception, self._parameters))
+        else:
+            kind = contact.first_contact(response_or_exception) if isinstance(response_or_exception, Exception) else None
+            if kind:
+                request = response_or_exception.request
+                message = unreachable(request.url, kind)
+                if contact.tries(request) >= TRIES[kind]:
+                    raise contact.refuse(message)
+                return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, message)
+            resolution = super().interpret_response(response_or_exception)
+        if resolution.response_action == ResponseAction.FAIL and resolution.failure_type == FailureType.config_error:
+            # raised here, not returned: the CDK would log and trace the request, the answer and
+            # its headers, and each phone would say it again
+            raise contact.refuse(resolution.error_message or "Smstools refused the config.")
+        return resolution
+
+
+class _AfterFirstContact:
+    """A backoff strategy that declines for a connection not yet made to a host that has not
+    answered (the CDK then waits 1 s, then 2 s, and says what it retries, not "rate limit")."""
+
+    def __init__(self, strategy: Any, config: Mapping[str, Any]) -> None:
+        self._strategy, self._config = strategy, config
+
+    def backoff_time(self, response_or_exception: Any, attempt_count: int) -> Optional[float]:
+        if isinstance(response_or_exception, requests.ConnectionError) and response_or_exception.request is not None:
+            if host_of(response_or_exception.request.url) not in session(self._config).answered:
+                return None
+        return self._strategy.backoff_time(response_or_exception, attempt_count)
 
 
 # -- endpoints an account may not use ---------------------------------------------------------
