@@ -83,7 +83,15 @@ $(BASELINE)/.deps:
 	$(BASELINE)/bin/pip install -q "git+file://$(CURDIR)@$(BASELINE_REV)"
 	touch $@
 
-bench: install $(BASELINE)/.deps
+# 0.2.0, the release the conversation paging of issue 15 is measured against (its CPU within 5%)
+RELEASE_REV := 7638661
+RELEASE := .cache/bench-0.2.0
+$(RELEASE)/.deps:
+	$(PYTHON) -m venv $(RELEASE)
+	$(RELEASE)/bin/pip install -q "git+file://$(CURDIR)@$(RELEASE_REV)"
+	touch $@
+
+bench: install $(BASELINE)/.deps $(RELEASE)/.deps
 	$(BIN)/python bench/bench.py
 
 # PyAirbyte is heavy: it gets a venv of its own, so that `make test` (and CI) stays light.

@@ -66,12 +66,21 @@ def straightforward_manifest() -> dict[str, Any]:
     stream = definitions["conversation_stream"]
     stream["transformations"] = [{"type": "AddFields", "fields": STRAIGHTFORWARD_FIELDS}]
     stream["retriever"]["record_selector"]["extractor"] = {"type": "DpathExtractor", "field_path": ["conversation"]}
-    definitions["paginator"]["pagination_strategy"] = {
-        "type": "CursorPagination",
-        "page_size": "{{ config.get('page_size') or 2000 }}",
-        "cursor_value": "{{ response.page + 1 }}",
-        "stop_condition": "{{ response.page * page_size >= response.total }}",
+    # the CDK's paging: page and limit as paginator options, its data-feed stop and filter
+    retriever = stream["retriever"]
+    retriever["paginator"] = {
+        **definitions["paginator"],
+        "pagination_strategy": {
+            "type": "CursorPagination",
+            "page_size": "{{ config.get('page_size') or 2000 }}",
+            "cursor_value": "{{ response.page + 1 }}",
+            "stop_condition": "{{ response.page * page_size >= response.total }}",
+        },
     }
+    retriever["requester"].pop("request_parameters", None)
+    retriever["record_selector"].pop("record_filter", None)
+    retriever["record_selector"].pop("transform_before_filtering", None)
+    stream["incremental_sync"]["is_data_feed"] = True
     handler = definitions["requester"]["error_handler"]
     handler["type"] = "DefaultErrorHandler"
     handler.pop("class_name", None)

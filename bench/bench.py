@@ -38,6 +38,8 @@ EMULATOR = str(Path(PYTHON).with_name("smstools-emulator"))
 FLOOR = [PYTHON, str(ROOT / "bench" / "floor.py")]
 # the release before (0.1.0), installed by `make bench`: the throughput section reads with both
 PREVIOUS = ROOT / ".cache" / "bench-0.1.0" / "bin" / "source-smstools"
+# 0.2.0, installed by `make bench` too: the paging of issue 15 is measured against it
+RELEASE = ROOT / ".cache" / "bench-0.2.0" / "bin" / "source-smstools"
 BARE = [PYTHON, str(ROOT / "bench" / "bare.py")]
 CLIENT = {"client_id": "emulator-client", "client_secret": "emulator-secret-5f3c9a"}
 PAGE = 2000
@@ -237,6 +239,7 @@ FLOOR_NAME = "floor (bench/floor.py)"
 CONNECTOR_NAME = "connector (source-smstools read, incremental)"
 STRAIGHTFORWARD_NAME = "straightforward manifest, CDK components only (bench/bare.py --straightforward, incremental)"
 PREVIOUS_NAME = "connector 0.1.0, the release before (source-smstools read, incremental)"
+RELEASE_NAME = "connector 0.2.0 (source-smstools read, incremental)"
 
 
 def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
@@ -255,6 +258,8 @@ def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[lis
         }
         if PREVIOUS.exists():
             commands[PREVIOUS_NAME] = [str(PREVIOUS), *files.connector()[1:]]
+        if RELEASE.exists():
+            commands[RELEASE_NAME] = [str(RELEASE), *files.connector()[1:]]
         # An untimed round first: it checks that every command reads every record, and warms up
         # the emulator (it encodes each page once, then serves it from memory).
         for name, argv in commands.items():
@@ -298,6 +303,10 @@ def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[lis
         # this release's CPU over the release before's, the median of the per-round ratios
         results["cpu over 0.1.0"] = median(
             [c / p for c, p in zip(figures[CONNECTOR_NAME]["cpu"], figures[PREVIOUS_NAME]["cpu"])]
+        )
+    if RELEASE_NAME in figures:
+        results["cpu over 0.2.0"] = median(
+            [c / p for c, p in zip(figures[CONNECTOR_NAME]["cpu"], figures[RELEASE_NAME]["cpu"])]
         )
     lines += [
         "",
@@ -566,6 +575,9 @@ def verdicts(figures: dict[str, dict[str, Any]]) -> list[str]:
         over = figures["throughput"].get("cpu over 0.1.0")
         if over is not None:
             row("conversation read's CPU ≤ 1.05× that of 0.1.0 (issue 12)", f"{over:.2f}×", over <= 1.05)
+        over = figures["throughput"].get("cpu over 0.2.0")
+        if over is not None:
+            row("conversation read CPU within 5% of 0.2.0 (issue 15)", f"{over:.2f}×", over <= 1.05)
     if "requests" in figures:
         for read in ("full", "incremental"):
             made, least = figures["requests"][read]

@@ -25,13 +25,17 @@ def expected_records(emulator, phone: str, since: int | None = None) -> dict[tup
         if since is not None and message["unixDatetime"] < since:
             continue
         record = {**message, "phone": phone}
-        record["datetime_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(message["unixDatetime"]))
+        # the API's own text of the time ("05 jun 2025, 08:44:46", UTC), written the ISO way: not
+        # the connector's computation from unixDatetime (pinned literally in test_records_pinned)
+        day, month, year, clock = re.fullmatch(r"(\d\d) (\w{3}) (\d{4}), (\d\d:\d\d:\d\d)", message["datetime"]).groups()
+        record["datetime_utc"] = f"{year}-{MONTHS.index(month) + 1:02d}-{day}T{clock}Z"
         if isinstance(message.get("file"), dict):
             record["file"] = [message["file"]]  # one attachment: a list of one
         records[(phone, message["unixDatetime"])] = {k: v for k, v in record.items() if v is not None}
     return records
 
 
+MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 INBOUND_ID = re.compile(r"h[0-9a-f]{32}")
 
 
@@ -212,6 +216,33 @@ def test_records_have_the_added_fields_and_pass_unknown_ones_through(emulator):
     assert records[1]["id"] == "m-2" and records[1]["file"] == [messages[1]["file"]] and records[1]["mine"] is False
     assert "mine" not in records[2] and "file" not in records[2]
     assert [r["datetime_utc"] for r in records] == ["2023-11-14T22:18:20Z", "2023-11-14T22:16:40Z", "2023-11-14T22:15:00Z"]
+
+
+def test_records_pinned(emulator):
+    # Three records of the fixture's conversations exactly as the connector writes them, typed out:
+    # the newest inbound message, one with a list of attachments, and one whose single attachment
+    # object becomes a list of one (the 36th message of the second phone).
+    out = cli.call("read", cli.config(emulator, phone_numbers=["+393331000002", "+393331000001"]), cli.catalog("full_refresh"))
+    records = {r["id"]: r for r in out.records}
+    assert records["he41de372e7b96f634693c212a6da3697"] == {
+        "direction": "inbound", "sender": "393331000002", "receiver": "Smstools",
+        "message": "Posso spostare l'appuntamento a giovedì?", "datetime": "05 jun 2025, 08:44:27",
+        "unixDatetime": 1749113067, "deliveryStatus": "RECEIVED", "phone": "+393331000002",
+        "id": "he41de372e7b96f634693c212a6da3697", "datetime_utc": "2025-06-05T08:44:27Z",
+    }
+    assert records["h5638735a87e4658b5bad800dcd5d62e5"] == {
+        "direction": "inbound", "sender": "393331000002", "receiver": "Smstools", "message": "Perfetto, ci vediamo là. Ciao!",
+        "file": [{"name": "foto_24.jpg", "image": "https://files.example/24.jpg", "mime": "image/jpeg"}],
+        "datetime": "04 jun 2025, 08:41:39", "unixDatetime": 1749026499, "deliveryStatus": "RECEIVED",
+        "phone": "+393331000002", "id": "h5638735a87e4658b5bad800dcd5d62e5", "datetime_utc": "2025-06-04T08:41:39Z",
+    }
+    assert records["905ded1235037a42197212e5"] == {
+        "messageId": "905ded1235037a42197212e5", "direction": "outbound", "sender": "Smstools", "receiver": "393331000001",
+        "message": "Ciao Anna, il tuo appuntamento è confermato per domani alle 10:30. 📅",
+        "file": [{"name": "ricevuta_35.pdf", "image": "https://files.example/35.pdf", "mime": "application/pdf"}],
+        "datetime": "03 jun 2025, 21:40:34", "unixDatetime": 1748986834, "deliveryStatus": "DELIVERED", "mine": True,
+        "phone": "+393331000001", "id": "905ded1235037a42197212e5", "datetime_utc": "2025-06-03T21:40:34Z",
+    }
 
 
 def test_inbound_ids_are_stable_across_versions():

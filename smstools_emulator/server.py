@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from smstools_emulator import anomalies as odd
 from smstools_emulator import faults as faulty
 from smstools_emulator import variations as php
 from smstools_emulator.data import Account, make_conversation, make_message, sample_phones
@@ -53,6 +54,7 @@ class Emulator(Account):
         self.shapes = shapes  # a shapes.Shapes: answers shaped as a probe report says
         self.error: dict[str, Any] | None = None  # when set, every request gets this error body
         self._variations: frozenset[str] = frozenset()  # see `variations`
+        self.anomalies = odd.Anomalies(set())  # the variations that break paging (anomalies.py)
         self.faults = Faults()
         self.requests: list[dict[str, Any]] = []
         self._port = port
@@ -70,9 +72,13 @@ class Emulator(Account):
 
     @variations.setter
     def variations(self, names: Any) -> None:
-        chosen = frozenset(php.check(names))
+        names = set(names)
+        broken = odd.check(names)
+        chosen = frozenset(php.check(names - broken))
         with self._lock:
             self._variations = chosen
+            self.anomalies = odd.Anomalies(broken)
+            self._page_cache.clear()
 
     def set_faults(self, **kwargs: Any) -> Faults:
         self.faults = Faults(**kwargs)
@@ -120,6 +126,14 @@ class Emulator(Account):
         self.stop()
 
     def page_body(self, phone: str, page: int, limit: int) -> bytes:
+        if self.anomalies:
+            with self._lock:
+                stored = self._conversations.setdefault(phone, [])
+                payload, offset = self.anomalies.page(stored, phone, page, limit)
+                body = self.anomalies.encode(php.encode(payload, self._variations, "conversation", offset), page)
+                self.anomalies.after_answer(stored, phone, page, limit, payload["conversation"])
+                self._derived.clear()
+            return body
         with self._lock:
             cache_key = (phone, page, limit, self._variations)
             body = self._page_cache.get(cache_key)
@@ -312,7 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"ok": True})
         if action == "variations":  # {"variations": ["bom", ...]}: how answers differ from the documented shape
             emulator.variations = payload.get("variations") or []
-            return self._json(200, {"variations": sorted(emulator.variations)})
+            return self._json(200, {"variations": sorted(emulator.variations | emulator.anomalies.names)})
         if action == "summary":
             return self._json(200, {p: len(emulator.conversation(p)) for p in emulator.phones()})
         self._json(404, _error_body(404, f"unknown control action {action}"))
@@ -328,8 +342,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shapes", metavar="REPORT", help="answer with the shapes of a source-smstools-probe JSON report")
     parser.add_argument(
-        "--variation", action="append", default=[], choices=sorted(php.VARIATIONS), metavar="NAME",
-        help="answer the way a PHP backend may (repeatable): " + "; ".join(f"{k}: {v}" for k, v in php.VARIATIONS.items()),
+        "--variation", action="append", default=[], choices=sorted({**php.VARIATIONS, **odd.ANOMALIES}), metavar="NAME",
+        help="answer the way a PHP backend may (repeatable): " + "; ".join(f"{k}: {v}" for k, v in php.VARIATIONS.items())
+        + "; or the way a broken backend does: " + "; ".join(f"{k}: {v}" for k, v in odd.ANOMALIES.items()),
     )
     args = parser.parse_args()
     conversations = {p: make_conversation(p, args.messages, seed=args.seed) for p in sample_phones(args.phones)}

@@ -28,7 +28,7 @@ def test_inbound_id_is_a_stable_hash_of_what_identifies_the_message():
 
 def test_iso_utc():
     assert iso_utc(1749113086) == "2025-06-05T08:44:46Z"
-    assert iso_utc(0) == "1970-01-01T00:00:00Z"
+    assert iso_utc(0) is None and iso_utc(-5) is None  # no time: 0 and below are no moment of a message
     assert iso_utc(None) is None and iso_utc("soon") is None and iso_utc(True) is None
     assert iso_utc(10**20) is None
 

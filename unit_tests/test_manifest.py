@@ -8,11 +8,13 @@ import requests
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
-from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
+from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_smstools import SourceSmstools
 from source_smstools.components import pages
+from unit_tests.mock_server.request_builder import ConversationRequestBuilder
+from unit_tests.mock_server.response_builder import ConversationResponseBuilder
 
 BASE = "https://api.example.test"
 PHONE = "+393331234567"
@@ -27,15 +29,13 @@ def message(ts, **extra):
 
 
 def page(number, total, *timestamps, limit=2):
-    body = {"total": total, "shown": len(timestamps), "page": number, "limit": limit, "conversation": [message(t) for t in timestamps]}
-    return HttpResponse(json.dumps(body), 200)
+    """Page `number` of a conversation of `total` messages (mock_server's builders)."""
+    return ConversationResponseBuilder.page(number, limit).with_messages([message(t) for t in timestamps]).with_total(total).build()
 
 
 def request(page=None, limit=2):
-    params = {"limit": str(limit)}
-    if page is not None:
-        params["page"] = str(page)
-    return HttpRequest(f"{BASE}/v1/conversation/393331234567", query_params=params, headers=HEADERS)
+    builder = ConversationRequestBuilder.of(PHONE).with_limit(limit)
+    return (builder.with_page(page) if page is not None else builder).build()
 
 
 def run(config=CONFIG, sync_mode=SyncMode.full_refresh, state=None):
@@ -119,12 +119,13 @@ class ManifestTest(TestCase):
 
     @HttpMocker()
     def test_incremental_stops_paging_at_the_cursor(self, http_mocker):
-        # page 2 reaches the cursor (25): page 3 is never asked for
+        # page 2 reaches the cursor (25, the message synced last, then an older one): page 3 is
+        # never asked for
         http_mocker.get(request(), page(1, 6, 50, 40))
-        http_mocker.get(request(2), page(2, 6, 30, 20))
+        http_mocker.get(request(2), page(2, 6, 25, 20))
         state = {"use_global_cursor": False, "states": [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": "25"}}]}
         output = run(sync_mode=SyncMode.incremental, state=state)
-        assert [r.record.data["unixDatetime"] for r in output.records] == [50, 40, 30]
+        assert [r.record.data["unixDatetime"] for r in output.records] == [50, 40, 25]
         final = output.state_messages[-1].state.stream.stream_state.__dict__
         assert final["states"] == [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": "50"}}]
 

@@ -9,6 +9,7 @@ The figures come from the last run of each part: the fast one (`make test`) and 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,12 @@ def render(data: dict[str, Any]) -> str:
 def main() -> None:
     if not FIGURES.exists():
         raise SystemExit(f"{FIGURES} does not exist: run `make test` or `make soak` first")
-    OUTPUT.write_text(render(json.loads(FIGURES.read_text())))
+    text = render(json.loads(FIGURES.read_text()))
+    # the paging's block is written by integration_tests/reliability/paging.py: kept as it is
+    kept = re.search(r"<!-- paging:begin -->.*?<!-- paging:end -->", OUTPUT.read_text() if OUTPUT.exists() else "", re.S)
+    if kept:
+        text = text.replace("\n## Notes on what the figures mean", "\n" + kept.group(0) + "\n\n## Notes on what the figures mean", 1)
+    OUTPUT.write_text(text)
     print(f"wrote {OUTPUT}")
 
 

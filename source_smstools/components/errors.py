@@ -12,7 +12,6 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.requesters.error_handlers import DefaultErrorHandler, HttpResponseFilter
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
-    SUCCESS_RESOLUTION,
     ErrorResolution,
     ResponseAction,
 )
@@ -197,17 +196,14 @@ class ConversationErrorHandler(ParsingErrorHandler):
     request to name, and is reported as `requests` words it.
     """
 
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        super().__post_init__(parameters)
-        self._totals: dict[str, int] = {}  # phone -> the `total` of its page read last
-        self._restarted: set[str] = set()  # phones whose paging restarted once already
-
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
         resolution = super().interpret_response(response_or_exception)
         if resolution.response_action == ResponseAction.SUCCESS:
-            return self._unless_shrunk(response_or_exception)
+            # what the page holds (shifts, repeats, the page asked for) is the paging's to judge
+            # (components/paging.py): it sees the pages before it too
+            return resolution
         shape = _unexpected_shape(resolution, response_or_exception)
         # a body cut short raises without its request (and the CDK keeps the request to itself)
         request = getattr(response_or_exception, "request", None)
@@ -233,36 +229,6 @@ class ConversationErrorHandler(ParsingErrorHandler):
             except AirbyteTracedException as refusal:
                 return refusal.internal_message or refusal.message
         return None
-
-    def _unless_shrunk(self, response: requests.Response) -> ErrorResolution:
-        """SUCCESS, unless the conversation lost messages since its previous page was read.
-
-        Messages deleted from pages already read move the later ones up, onto those pages: read on,
-        the next pages would skip them, and the cursor would then move past them for good. Paging
-        restarts from page 1 instead (the records read twice are the same records); a second
-        shrink during the same read fails the phone, whose cursor then stays where it was. New
-        messages (a growing total) only move messages down, to be read twice: nothing to do.
-        """
-        body = body_of(response, self._parameters)
-        phone = _phone_of(response.request.url)
-        before, total = self._totals.get(phone), body["total"]
-        self._totals[phone] = total
-        if body["page"] == 1 or before is None or total >= before:
-            return SUCCESS_RESOLUTION
-        where = f"Phone {phone}, page {body['page']}"
-        if phone in self._restarted:
-            return ErrorResolution(
-                response_action=ResponseAction.FAIL,
-                failure_type=FailureType.transient_error,
-                error_message=f"{where}: the conversation shrank again while it was read ({before} then "
-                f"{total} messages); its cursor stays where it was, the next sync reads it again.",
-            )
-        self._restarted.add(phone)
-        logger.warning(
-            f"{where}: the conversation shrank from {before} to {total} messages while it was read; "
-            "reading it again from page 1 so that no message is skipped."
-        )
-        return ErrorResolution(response_action=ResponseAction.RESET_PAGINATION)
 
 
 def _where(request: requests.PreparedRequest, response_or_exception: Any) -> str:

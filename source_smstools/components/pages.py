@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import weakref
 from dataclasses import InitVar, dataclass
 from typing import Any, Generator, Iterable, Mapping, MutableMapping, Optional, Union
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import requests
@@ -19,6 +21,8 @@ from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination
 from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_smstools.components.paging import messages_to_pass
+
 # -- every answer parsed once ------------------------------------------------------------------
 # Each HttpResponseFilter with a `predicate` calls `response.json()`, which parses the whole body
 # again with the standard json module, and DpathExtractor's lookup walks every value of a page:
@@ -28,6 +32,8 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 # the response, never on it (the response is the CDK's object), and the error handler shows its
 # filters a view of the response whose `json()` answers that body (`parsed_view`). The decoder
 # below (extractors, paginators) and the components of this module read the same body.
+
+logger = logging.getLogger("airbyte")
 
 _BOM = b"\xef\xbb\xbf"
 NOT_JSON = object()  # the body of an answer that is not JSON (or was cut short)
@@ -45,7 +51,7 @@ def body_of(response: requests.Response, parameters: Optional[Mapping[str, Any]]
         try:
             body = tolerant(parse(response.content), parameters or {})
         except ValueError:
-            body = NOT_JSON
+            body = tolerant(not_utf8(response), parameters or {})
         _BODIES[response] = body
     return body
 
@@ -80,6 +86,27 @@ def parse(content: bytes) -> Any:
         # orjson refuses a lone surrogate ("\\ud800"), which is valid JSON: a message holding one
         # would fail the whole sync
         return json.loads(content)
+
+
+def not_utf8(response: requests.Response) -> Any:
+    """A body that is JSON but for bytes that are not UTF-8 (a Latin-1 text stored as it came):
+    read with U+FFFD in their place, said once per answer with where it came from (never the text).
+    NOT_JSON for a body that is not JSON after all (cut short, HTML, text): it is retried."""
+    content = response.content or b""
+    try:
+        content.decode("utf-8")
+        return NOT_JSON  # UTF-8 throughout: it is the JSON that is broken
+    except UnicodeDecodeError:
+        pass
+    try:
+        body = parse(content.decode("utf-8", "replace").encode())
+    except ValueError:
+        return NOT_JSON
+    parts = urlsplit(response.url or "")
+    phone, page = parts.path.rstrip("/").rsplit("/", 1)[-1], (parse_qs(parts.query).get("page") or ["1"])[-1]
+    where = f"Phone {phone}, page {page}" if "/conversation/" in parts.path else f"{parts.path}, page {page}"
+    logger.warning(f"{where}: the answer holds bytes that are not UTF-8; they are read as U+FFFD.")
+    return body
 
 
 # -- what a PHP backend sends for the documented shape ------------------------------------------
@@ -183,7 +210,7 @@ class ConversationExtractor(RecordExtractor):
                 internal_message=f"unexpected answer from {_without_query(response.url)}: {describe(body)}",
                 failure_type=FailureType.system_error,
             )
-        return messages
+        return messages_to_pass(response.request.url, body, int(self.config.get("page_size") or 2000))
 
 
 def _without_query(url: Optional[str]) -> str:

@@ -30,7 +30,8 @@ def message_id(phone: str, message: Mapping[str, Any]) -> str:
 
 
 def iso_utc(seconds: Any) -> Optional[str]:
-    if isinstance(seconds, bool) or not isinstance(seconds, int):
+    """The time of a positive `unixDatetime`; None for anything else (0 and below are no time)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
         return None
     try:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))

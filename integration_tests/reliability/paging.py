@@ -1,0 +1,111 @@
+"""The figures of the conversation paging's cases (issue 15) for RELIABILITY.md: each anomaly of the
+emulator read once, in-process, with its requests, records and outcome.
+
+    python -m integration_tests.reliability.paging   # rewrites the block between its markers
+
+The cases are those of integration_tests/test_paging.py (which pins them exactly); this only counts.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+from integration_tests import cli
+from smstools_emulator import Emulator, make_conversation, make_message
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTPUT = ROOT / "RELIABILITY.md"
+BEGIN, END = "<!-- paging:begin -->", "<!-- paging:end -->"
+PHONE = "+393331000000"
+
+# (case, variation, messages, page size, incremental after 500 new, what 0.2.0 did, from the issue)
+CASES = [
+    ("well-behaved (a variation that changes no paging)", "bom", 1000, 100, True, "the same"),
+    ("one message out of order at the end of a page", "out_of_order", 1000, 100, True, "401 of 500 new never synced"),
+    ("times -5, 0, missing, 2100 at the ends of pages", "odd_times", 1000, 100, True, "99 of 999 synced, cursor at the newest"),
+    ("total 1,000,000,000", "total_inflated", 1000, 100, False, "1,922 requests in 90 s, nothing committed"),
+    ("the same page for every page number", "page_repeated", 1000, 100, False, "over 1,500 requests in 90 s, no end"),
+    ("page ignored (always page 1)", "page_ignored", 1000, 100, False, "over 1,500 requests in 90 s, no end"),
+    ("a new message after each answer", "arrivals", 1000, 100, False, ""),
+    ("each answer's first message deleted", "delete_read", 1000, 100, False, "restarted, then failed"),
+    ("the oldest message purged after each answer", "purge_oldest", 3000, 300, False, "every sync failed, 3,000 never synced"),
+    ("7 of page 1 deleted, 7 older inserted further down", "swap_first_page", 1000, 100, False, "7 lost for good"),
+    ("ties shuffled on each request (groups of 7)", "shuffle_ties", 1000, 100, False, "311 of 1,000 lost for good"),
+    ("one byte not UTF-8 on page 2", "not_utf8", 1000, 100, False, "failed after 5 minutes of retries, every sync"),
+]
+
+
+def run(variation: str, count: int, size: int, incremental: bool) -> list:
+    messages = make_conversation(PHONE, count, newest=1_700_000_000, seed=7)
+    if variation == "shuffle_ties":
+        for i, message in enumerate(messages):
+            message.update(unixDatetime=1_700_000_000 - (i // 7) * 60, messageId=f"m{i}")
+    with Emulator({PHONE: messages}) as emulator:
+        config = cli.config(emulator, page_size=size, change_detection=False)
+        state = None
+        if incremental:
+            state = cli.call("read", config, cli.catalog()).last_state
+            newest = max(m["unixDatetime"] for m in messages)
+            rng = random.Random(3)
+            emulator.add_messages(PHONE, [make_message(PHONE, newest + 600 * i, rng, 5000 + i) for i in range(1, 501)])
+        existing = emulator.conversation(PHONE)
+        emulator.variations = [variation]
+        emulator.clear_requests()
+        out = cli.call("read", config, cli.catalog(), state)
+        requests = len(emulator.conversation_requests())
+        after = {_identity(m) for m in emulator.conversation(PHONE)}
+        # what had to be synced: every message that existed for the whole read (and, incremental, is new or at the cursor)
+        wanted = [m for m in (existing[:501] if incremental else existing) if _identity(m) in after]
+        got = {_identity(r) for r in out.records}
+        missing = sum(_identity(m) not in got for m in wanted)
+        # a phone that failed keeps its cursor short of what it did not read: not lost, read next time
+        lost = f"0 ({missing} not read, cursor stays)" if out.returncode and missing else missing
+        errors = [e["message"] for e in out.errors]
+        outcome = f"exit {out.returncode}" + (f": {errors[0]}" if errors else "")
+        return [requests, len(out.records), len(wanted), lost, outcome]
+
+
+def _identity(message: dict) -> tuple:
+    return (message.get("messageId") or "", message.get("direction"), message.get("datetime"))
+
+
+def render() -> str:
+    rows = ["| case | emulator variation | messages, page size | requests | records | to sync | lost | outcome | 0.2.0 |",
+            "|---|---|---|---:|---:|---:|---:|---|---|"]
+    for name, variation, count, size, incremental, before in CASES:
+        requests, records, wanted, lost, outcome = run(variation, count, size, incremental)
+        kind = f"{count:,} @ {size}" + (", incremental, 500 new" if incremental else "")
+        rows.append(f"| {name} | `{variation}` | {kind} | {requests} | {records} | {wanted} | {lost} | "
+                    f"{outcome.replace('|', '/')[:200]} | {before} |")
+    return "\n".join([
+        BEGIN,
+        "## Conversation paging against broken answers (issue 15)",
+        "",
+        "Written by `python -m integration_tests.reliability.paging` (the cases of integration_tests/test_paging.py, "
+        "which pins them exactly). *To sync*: the messages that existed for the whole read (incremental: the 500 new "
+        "and the one at the cursor); *lost*: of those, not synced. *0.2.0*: what the issue measured before.",
+        "",
+        *rows,
+        "",
+        "The balanced swap is the one case not seen: deleting from a page already read while as many older "
+        "messages appear further down leaves `total` and the pages' order unchanged, and only a second read of "
+        "every page would show it.",
+        END,
+    ])
+
+
+def write(block: str) -> None:
+    text = OUTPUT.read_text()
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    else:
+        marker = "## Notes on what the figures mean"
+        text = text.replace(marker, block + "\n\n" + marker) if marker in text else text + "\n" + block + "\n"
+    OUTPUT.write_text(text)
+
+
+if __name__ == "__main__":
+    write(render())
+    print(f"wrote the paging figures into {OUTPUT}")
