@@ -6,7 +6,7 @@ CONFIG ?= secrets/config.json
 DEMO_VENV := .venv-demo
 DEMO_BIN  := $(DEMO_VENV)/bin
 
-.PHONY: help install test test-pyairbyte soak bench demo demo-install sync probe image clean
+.PHONY: help install test test-pyairbyte soak bench demo demo-install sync probe image manifest-only cdk-venv clean
 
 # Every target, with its usual time on our 2-core machines (the first run builds a venv), measured
 # 2026-12-01 on a shared machine (load average 6 to 11): an idle one is faster.
@@ -25,6 +25,9 @@ help:
 	@echo "                     (long: it prints each section as it starts, and the last full run's time first)"
 	@echo "make soak          - the long reliability suite (faults, kills, load); writes RELIABILITY.md (an hour or more)"
 	@echo "make image         - build airbyte/source-smstools:dev with podman (minutes: the base image first)"
+	@echo "make manifest-only - build/manifest-only/ (the catalogue's form) and build/builder/manifest.yaml"
+	@echo "                     (the Builder edition for Airbyte Cloud, no custom code) (seconds)"
+	@echo "make cdk-venv      - .cache/cdk-7.39.1 with airbyte-cdk alone, for the runtime tests (2 min the first time)"
 	@echo "make clean         - remove the venvs and build files (seconds; .cache/ with the DuckDB file is kept)"
 
 $(BIN)/python:
@@ -49,11 +52,22 @@ test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 	$(MAKE) test-pyairbyte
 
+# airbyte-cdk alone, as Airbyte's other runtimes have it (integration_tests/runtimes): the generic
+# source-declarative-manifest runtime, the Connector Builder's test read. One venv per CDK version.
+CDK_VERSION := $(shell sed -n 's/.*"airbyte-cdk==\([^"]*\)".*/\1/p' setup.py)
+CDK_VENV := .cache/cdk-$(CDK_VERSION)
+$(CDK_VENV)/.deps:
+	mkdir -p .cache
+	flock .cache/.cdk-venv.lock sh -c '[ -f $@ ] || { $(PYTHON) -m venv $(CDK_VENV) && $(CDK_VENV)/bin/pip install -q airbyte-cdk==$(CDK_VERSION) && touch $@; }'
+
+cdk-venv: $(CDK_VENV)/.deps
+
 # Every stream through PyAirbyte into DuckDB, as users run it (column types, no type warning), and
-# into a PostgreSQL server the test starts itself (Debian's postgresql package; strings as sent). It
-# needs PyAirbyte, so it runs in the demo venv: the first time, building it adds 1 to 2.5 minutes.
+# into a PostgreSQL server the test starts itself (Debian's postgresql package; strings as sent); the
+# manifest-only directory through PyAirbyte's manifest executor. It needs PyAirbyte, so it runs in
+# the demo venv: the first time, building it adds 1 to 2.5 minutes.
 test-pyairbyte: demo-install
-	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py demo/test_postgres.py
+	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py demo/test_postgres.py demo/test_pyairbyte_manifest.py
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
 soak: install
@@ -109,6 +123,12 @@ probe: install
 
 image:
 	bash integration_tests/image/image.sh build
+
+# The catalogue's manifest-only form and the Builder edition (release/manifest_only.py). The base
+# image's digest can only be read from Docker Hub: SDM_DIGEST=sha256:... pins it.
+SDM_DIGEST ?=
+manifest-only: install
+	$(BIN)/python release/manifest_only.py --out build $(if $(SDM_DIGEST),--digest $(SDM_DIGEST))
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache

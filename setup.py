@@ -22,6 +22,8 @@ setup(
             "hypothesis==6.170.17",
             "pytest-xdist==3.8.0",
             "freezegun==1.5.5",
+            # Airbyte's metadata schema, for the catalogue's checks on `make manifest-only`'s output
+            "airbyte-connector-models==0.1.12",
         ],
     },
     entry_points={

@@ -158,17 +158,20 @@ def run(
     timeout: float = 300,
     secret: str = CLIENT_SECRET,
     timings: dict[str, str] = TIMINGS,
+    program: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Output:
-    """Runs `source-smstools COMMAND ...` with these files; checks that the secret never shows."""
+    """Runs `source-smstools COMMAND ...` (or `program COMMAND ...`: another runtime, with `env` added
+    to the environment) with these files; checks that the secret never shows."""
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [COMMAND, command]
+        argv = [*(program or [COMMAND]), command]
         for name, content in (("config", config), ("catalog", catalog), ("state", state)):
             if content is not None:
                 path = Path(tmp, f"{name}.json")
                 path.write_text(content if isinstance(content, str) else json.dumps(content))
                 argv += [f"--{name}", str(path)]
         proc = subprocess.run(
-            argv + list(args), capture_output=True, text=True, timeout=timeout, cwd=tmp, env=_env(timings)
+            argv + list(args), capture_output=True, text=True, timeout=timeout, cwd=tmp, env={**_env(timings), **(env or {})}
         )
     assert secret not in proc.stdout and secret not in proc.stderr, "the client secret leaked into the output"
     return Output(proc.returncode, proc.stdout, proc.stderr, parse(proc.stdout))

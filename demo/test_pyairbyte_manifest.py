@@ -1,0 +1,53 @@
+"""PyAirbyte's manifest executor (`get_source(..., source_manifest=...)`) reads the conversation
+stream of `make manifest-only`'s directory, with its components.py beside the manifest, as
+PyAirbyte runs a catalogue connector that has custom components. Runs in the demo venv
+(`make test-pyairbyte`); the API is the emulator on 127.0.0.1, PyAirbyte offline.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("AIRBYTE_OFFLINE_MODE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("AIRBYTE_LOGGING_ROOT", tempfile.mkdtemp(prefix="pyairbyte-logs-"))
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+ab = pytest.importorskip("airbyte", reason="PyAirbyte is in the demo venv only: run `make test-pyairbyte`")
+from airbyte.caches import DuckDBCache  # noqa: E402
+
+from release import manifest_only  # noqa: E402
+from smstools_emulator import CLIENT_ID, CLIENT_SECRET, Emulator, make_conversation  # noqa: E402
+
+PHONES = {"+393331000000": 45, "+32470123456": 12}
+
+
+def test_the_manifest_executor_reads_the_conversation_stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    manifest_only.build(tmp_path)
+    monkeypatch.setenv("AIRBYTE_ENABLE_UNSAFE_CODE", "true")  # components.py is custom code
+    conversations = {p: make_conversation(p, n, seed=11) for p, n in PHONES.items()}
+    with Emulator(conversations) as emulator:
+        config = {
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "phone_numbers": list(PHONES),
+            "page_size": 20, "base_url": emulator.url,
+        }
+        source = ab.get_source("source-smstools", config=config, source_manifest=tmp_path / "manifest-only" / "manifest.yaml")
+        source.select_streams(["conversation"])
+        cache = DuckDBCache(db_path=tmp_path / "smstools.duckdb", schema_name="manifest", cache_dir=tmp_path / "cache")
+        source.read(cache=cache)
+        served = [(r["path"], r["query"].get("page", "1")) for r in emulator.requests]
+    rows = [tuple(r.values()) for r in cache.run_sql_query(
+        "select phone, count(*), count(distinct id) from manifest.conversation group by phone order by phone")]
+    assert rows == [("+32470123456", 12, 12), ("+393331000000", 45, 45)]
+    # pages of 20: 3 for 45 messages, 1 for 12; and change detection's positions, page 1 of the
+    # inbox and of the message log
+    assert sorted(served) == [
+        ("/v1/conversation/32470123456", "1"),
+        ("/v1/conversation/393331000000", "1"), ("/v1/conversation/393331000000", "2"), ("/v1/conversation/393331000000", "3"),
+        ("/v1/message/inbox", "1"), ("/v1/message/logging", "1"),
+    ]
