@@ -11,7 +11,7 @@ from airbyte_cdk.test.catalog_builder import CatalogBuilder
 
 from source_smstools.components.coverage import Observations, final, uncovered
 from source_smstools.components.discovery import normalize_phone
-from source_smstools.components.sources import SourceRead, Window, window
+from source_smstools.components.sources import SourceRead, Window, window_of
 from source_smstools.source import SourceSmstools
 
 AT = 1_749_200_000
@@ -24,12 +24,12 @@ def test_final_statuses_are_the_gateways_end_states_and_anything_else_may_still_
 
 def test_a_read_covers_the_span_of_its_pages_after_its_oldest_second_or_everything_when_whole():
     read = SourceRead(entries=[("39333", AT - 10, "1"), (None, AT - 20, "2"), ("39334", AT - 30, "3"), ("39335", AT + 99, "4")], whole=False)
-    w = window(read, AT)
+    w = window_of(read, AT)
     assert (w.after, w.upto) == (AT - 30, AT - 10)  # an entry dated in the future is no part of it
     assert w.listed == {("39333", AT - 10), ("39334", AT - 30), ("39335", AT + 99)}
     assert [w.covers(d) for d in (AT - 30, AT - 29, AT - 10, AT - 9)] == [False, True, True, False]
-    assert window(SourceRead(entries=read.entries), AT).after is None  # read to its end
-    assert window(SourceRead(entries=[("39333", None, "1")]), AT) is None
+    assert window_of(SourceRead(entries=read.entries), AT).after is None  # read to its end
+    assert window_of(SourceRead(entries=[("39333", None, "1")]), AT) is None
 
 
 def watching(**kwargs):

@@ -67,11 +67,13 @@ def requests(emulator: Emulator) -> Counter:
 
 def comparable(out: cli.Output) -> tuple:
     """The records (in an order of their own) and the last state, without what differs from one run to
-    the next: the seconds the previous sync took and the time of the sync (change detection's sweep)."""
+    the next: the seconds the previous sync took and the time of the sync (change detection's sweep,
+    and its floor, at most a sweep's period before it)."""
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     state = json.loads(json.dumps(out.states[-1]["stream"]["stream_state"]))
     state.pop("lookback_window", None)
-    state.get("parent_state", {}).get("changes", {}).pop("at", None)
+    for timed in ("at", "floor"):
+        state.get("parent_state", {}).get("changes", {}).pop(timed, None)
     return sorted(out.records, key=lambda r: (r["phone"], r["id"])), state
 
 

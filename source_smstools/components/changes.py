@@ -33,10 +33,12 @@ import os
 import time
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
-from source_smstools.components import coverage, sources
+from source_smstools.components import coverage
 from source_smstools.components.errors import missed_phones
 from source_smstools.components.session import Refused
-from source_smstools.components.sources import WATCHED, Fetch, SourceRead
+# names, not the module: the single-file build (release/manifest_only.py) drops `sources.` prefixes,
+# and would drop them from `airbyte_cdk.sources...` as well
+from source_smstools.components.sources import WATCHED, Fetch, SourceRead, how_read, position, read_source, window_of
 
 logger = logging.getLogger("airbyte")
 
@@ -205,7 +207,7 @@ class ChangeDetection:
         state: dict[str, Any] = {"at": self.at}
         for name in sources_:
             before = previous.get(name) if isinstance(previous.get(name), Mapping) else None
-            kept = sources.position(reads[name], before, self.at) if name in reads else before
+            kept = position(reads[name], before, self.at) if name in reads else before
             if kept:
                 state[name] = dict(kept)
         if listed is None:
@@ -213,7 +215,7 @@ class ChangeDetection:
             targets = list(dict.fromkeys(targets + seen + list(cursor_of)))
             forms = {p: p for p in targets}
         self.targets = len(targets)
-        windows = {name: w for name, read in reads.items() if (w := sources.window(read, self.at))}
+        windows = {name: w for name, read in reads.items() if (w := window_of(read, self.at))}
         known = [p for p in targets if forms[p] in cursor_of]
         self._known = {p: self.cursors[p] for p in known if p in self.cursors}
         if fallback:
@@ -245,7 +247,7 @@ class ChangeDetection:
             # only sets the position
             position_only = stop is None and name not in discover_from
             try:
-                reads[name] = sources.read_source(
+                reads[name] = read_source(
                     stream, stop, WATCHED[name], normalize, self.page_size, (fetchers or {}).get(name), position_only
                 )
             except Refused:
@@ -255,7 +257,7 @@ class ChangeDetection:
                 if name in discover_from:
                     logger.warning(missed_phones(name, _reason(error)))
                 fallback = fallback or f"the {name.replace('_', ' ')} could not be read ({_reason(error)})"
-        self._notes = [sources.how_read(n, r, self._stop(n, previous) is None) for n, r in reads.items()]
+        self._notes = [how_read(n, r, self._stop(n, previous) is None) for n, r in reads.items()]
         return reads, fallback
 
     def _stop(self, name: str, previous: Mapping[str, Any]) -> Optional[int]:
@@ -277,11 +279,11 @@ class ChangeDetection:
             changed |= moved(read, position, cursor_of, self.at, self.lookback, window)
         last = previous.get("at") if isinstance(previous.get("at"), int) else None
         pending = live_pending(previous.get("pending"), self.at)
-        uncovered = uncovered_of(previous)
+        flagged = uncovered_of(previous)
         rules = {
             "new": [p for p in targets if forms[p] not in cursor_of],
             "moved": [p for p in known if forms[p] in changed],
-            "uncovered": [p for p in known if p in uncovered],
+            "uncovered": [p for p in known if p in flagged],
             "pending": [p for p in known if p in pending],
             "swept": [p for p in known if sweep_due(p, last, self.at, self.days)],
         }
@@ -310,29 +312,29 @@ class ChangeDetection:
         seen = self.observations
         # a phone no longer synced (taken out of Phone Numbers, no longer found) is left out
         synced = set(self._known) | self.handed
-        uncovered = {p: v for p, v in coverage.uncovered(uncovered_of(previous), seen, self.handed).items() if p in synced}
+        left_out = {p: v for p, v in coverage.uncovered(uncovered_of(previous), seen, self.handed).items() if p in synced}
         pending = next_pending(live_pending(previous.get("pending"), self.at), seen.pending, self.handed, self.at)
         pending = {p: t for p, t in pending.items() if p in synced}
         lowest = floor(self._known, self.handed, pending, self.at, self.days)
-        if uncovered:
-            state["uncovered"] = dict(sorted(uncovered.items()))
+        if left_out:
+            state["uncovered"] = dict(sorted(left_out.items()))
         if pending:
             state["pending"] = dict(sorted(pending.items()))
         if lowest is not None:
             state["floor"] = lowest
-        if uncovered and not self._warned:
+        if left_out and not self._warned:
             self._warned = True
-            logger.warning(coverage_warning(uncovered, self.targets))
+            logger.warning(coverage_warning(left_out, self.targets))
         return state
 
 
-def coverage_warning(uncovered: Mapping[str, list[str]], targets: int) -> str:
-    inbox = sum(1 for names in uncovered.values() if "inbox" in names)
-    log = sum(1 for names in uncovered.values() if "message_log" in names)
+def coverage_warning(left_out: Mapping[str, list[str]], targets: int) -> str:
+    inbox = sum(1 for names in left_out.values() if "inbox" in names)
+    log = sum(1 for names in left_out.values() if "message_log" in names)
     why = [f"{inbox:,} with inbound messages the inbox does not list"] if inbox else []
     why += [f"{log:,} with outbound messages the message log does not list"] if log else []
     return (
-        f"Change detection: {len(uncovered):,} of {max(targets, len(uncovered)):,} phones are not covered by the inbox and "
+        f"Change detection: {len(left_out):,} of {max(targets, len(left_out)):,} phones are not covered by the inbox and "
         f"the message log ({', '.join(why)}): they are read every sync until those lists show their messages "
         "again. The lists may leave out some of your numbers or kinds of message (WhatsApp, calls); if every "
         "phone is named here, their dates may be in another time zone than UTC."

@@ -17,7 +17,8 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.errors import SourceUnreadable, missed_phones
 
-from source_smstools.components import changes, sources
+from source_smstools.components import changes
+from source_smstools.components.sources import WATCHED, page_reader
 
 logger = logging.getLogger("airbyte")
 
@@ -137,9 +138,9 @@ class PhonePartitionRouter(PartitionRouter):
             except SourceUnreadable as error:
                 contacts_unreadable = True
                 logger.warning(missed_phones("contacts", error.message))
-        lists = {name: parents[name].stream for name in sources.WATCHED if name in parents}
+        lists = {name: parents[name].stream for name in WATCHED if name in parents}
         handed_out = 0
-        fetchers = {r.name: sources.page_reader(r, self.config, detection.page_size) for r in self.page_requesters or []}
+        fetchers = {r.name: page_reader(r, self.config, detection.page_size) for r in self.page_requesters or []}
         for phone in detection.phones(lists, found, listed or None, normalize_phone, chosen, fetchers):
             handed_out += 1
             yield StreamSlice(partition={"phone": phone}, cursor_slice={})

@@ -7,7 +7,7 @@ page (by page 1's `total`, asked for by number through the source's own requeste
 handler) back to the page that reaches the stop; one in neither order, or that breaks its order on
 a page read, has the pages not read yet read whole, each once, so that a read never makes more
 requests than reading the source whole. What a read found (`SourceRead`) gives the next sync's
-position (`position`) and the span of time its pages covered (`SourceRead.window`).
+position (`position`) and the span of time its pages covered (`window_of`).
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ class Window:
         return (self.after is None or date > self.after) and date <= self.upto
 
 
-def window(read: SourceRead, at: int) -> Optional[Window]:
+def window_of(read: SourceRead, at: int) -> Optional[Window]:
     """The window of `read` (None when it listed nothing dated up to now). `after` is the oldest
     date read, exclusive: other entries of that second may be on the page not read. A source not in
     order (read whole) covers everything."""

@@ -82,9 +82,9 @@ class PerPhoneState(StateMigration):
             return state
         at = changes.now()
         if state.get("use_global_cursor"):
-            floor, cursor = mine.get("floor"), (state.get("state") or {}).get("unixDatetime")
-            if isinstance(floor, int) and not isinstance(floor, bool) and cursor and floor < int(cursor):
-                return {**state, "state": {"unixDatetime": str(max(floor, self._start))}}
+            lowest, cursor = mine.get("floor"), (state.get("state") or {}).get("unixDatetime")
+            if type(lowest) is int and cursor and lowest < int(cursor):
+                return {**state, "state": {"unixDatetime": str(max(lowest, self._start))}}
             return state
         pending = changes.live_pending(mine.get("pending"), at)
         if not pending:
