@@ -49,7 +49,7 @@ install: $(VENV)/.deps
 # the reliability suite computes its cases once in module fixtures and writes its figures once,
 # the acceptance suite serves a fixed port, the image tests build the image once.
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 	$(MAKE) test-pyairbyte
 
 # airbyte-cdk alone, as Airbyte's other runtimes have it (integration_tests/runtimes): the generic
