@@ -48,8 +48,14 @@ install: $(VENV)/.deps
 # Two workers (pytest-xdist), one per core. Each test file runs whole on one worker (loadfile):
 # the reliability suite computes its cases once in module fixtures and writes its figures once,
 # the acceptance suite serves a fixed port, the image tests build the image once.
+# The demo venv (PyAirbyte) and the airbyte-cdk-only venv are built beside the suite, not after it:
+# they are mostly downloads, and the suite's own runtime tests wait for the second (flock).
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
+	@mkdir -p .cache
+	@$(MAKE) --no-print-directory demo-install cdk-venv > .cache/test-venvs.log 2>&1 & venvs=$$!; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15; status=$$?; \
+	wait $$venvs || { echo "building the demo and airbyte-cdk venvs failed:"; cat .cache/test-venvs.log; exit 1; }; \
+	exit $$status
 	$(MAKE) test-pyairbyte
 
 # airbyte-cdk alone, as Airbyte's other runtimes have it (integration_tests/runtimes): the generic
