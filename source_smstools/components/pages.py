@@ -1,4 +1,5 @@
-"""The answers, parsed once into the documented shape: their records and their paging."""
+"""The answers, parsed once into the documented shape, and the records of a conversation page
+(the conversation's paging is components/paging.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import logging
 import weakref
 from dataclasses import InitVar, dataclass
-from typing import Any, Generator, Iterable, Mapping, MutableMapping, Optional, Union
+from typing import Any, Generator, Iterable, Mapping, MutableMapping, Optional
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -14,11 +15,7 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.decoders import JsonDecoder
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
-from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
-from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
-    PaginationStrategy,
-)
-from airbyte_cdk.sources.types import Config, StreamSlice
+from airbyte_cdk.sources.types import Config
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.paging import messages_to_pass
@@ -239,43 +236,3 @@ def json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
-
-
-@dataclass
-class TotalPages(PaginationStrategy):
-    """Pages 1, 2, ... until `page` times the page size reaches `total`: no request for a trailing
-    empty page. CursorPagination says the same with two templates, over the body decoded again."""
-
-    config: Config
-    parameters: InitVar[Mapping[str, Any]]
-    page_size: Union[int, str] = 2000
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        size = self.page_size
-        if isinstance(size, str):
-            size = InterpolatedString.create(size, parameters=parameters).eval(self.config)
-        self._page_size = int(size)
-        self._parameters = dict(parameters or {})
-
-    @property
-    def initial_token(self) -> Optional[Any]:
-        return None  # the first request carries no `page`: the API starts at 1
-
-    def next_page_token(
-        self,
-        response: requests.Response,
-        last_page_size: int,
-        last_record: Optional[Any],
-        last_page_token_value: Optional[Any] = None,
-        page_size_override: Optional[int] = None,
-        stream_slice: Optional[StreamSlice] = None,
-    ) -> Optional[Any]:
-        # a page the manifest's filters let through: `page` and `total` are numbers
-        body = body_of(response, self._parameters)
-        size = page_size_override or self._page_size
-        if body["page"] * size >= body["total"]:
-            return None
-        return body["page"] + 1
-
-    def get_page_size(self) -> Optional[int]:
-        return self._page_size
