@@ -11,6 +11,7 @@ from airbyte_cdk.test.catalog_builder import CatalogBuilder
 
 from source_smstools.components.coverage import Observations, final, uncovered
 from source_smstools.components.discovery import normalize_phone
+from source_smstools.components.records import MessageFields
 from source_smstools.components.sources import SourceRead, Window, window_of
 from source_smstools.source import SourceSmstools
 
@@ -106,8 +107,8 @@ def test_the_state_migration_gives_the_router_the_saved_state_and_both_it_and_th
         stream = next(s for s in source.streams(config) if s.name == "conversation")
         router = stream.get_partition_router()
         retriever = stream._stream_partition_generator._partition_factory._retriever
-        [fields] = [t for t in retriever.record_selector.transformations if type(t).__name__ == "MessageFields"]
-        assert router.saved_state == saved
-        assert isinstance(router.observations, Observations) and fields.observations is router.observations
-        builds.append(router.observations)
+        [fields] = [t for t in retriever.record_selector.transformations if isinstance(t, MessageFields)]
+        assert router._part.saved == saved
+        assert isinstance(router._part.observations, Observations) and fields._observations is router._part.observations
+        builds.append(router._part.observations)
     assert builds[0] is not builds[1]  # one per build of the stream: per sync

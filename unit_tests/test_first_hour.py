@@ -9,7 +9,8 @@ from airbyte_cdk.utils.yaml_loader import safe_load_yaml
 
 from source_smstools.components.errors import ParsingErrorHandler
 from source_smstools.components.phones import TypedPhones, listed_form
-from source_smstools.components.session import Refused, SaidAlready, session
+from source_smstools.components.context import sync_of
+from source_smstools.components.session import Refused, SaidAlready
 from source_smstools.source import MANIFEST
 
 SPEC = safe_load_yaml(MANIFEST.read_text())["spec"]["connection_specification"]["properties"]
@@ -82,7 +83,7 @@ def test_a_connect_timeout_before_any_answer_is_tried_twice_with_the_cdks_short_
     assert refused.value.message.startswith("Cannot reach the Smstools API at http://127.0.0.1:9: the connection timed out.")
     # the next request is not sent at all, and says so once, as a log line
     with pytest.raises(SaidAlready):
-        session(config).go_on()
+        sync_of(config).session.go_on()
 
 
 def test_a_connect_timeout_once_the_host_has_answered_keeps_the_usual_retries():
@@ -93,4 +94,4 @@ def test_a_connect_timeout_once_the_host_has_answered_keeps_the_usual_retries():
     for _ in range(5):
         assert handler.interpret_response(failure).response_action == ResponseAction.RETRY
     assert handler.backoff_strategies[0].backoff_time(failure, attempt_count=1) == 10.0
-    session(config).go_on()  # nothing refused
+    sync_of(config).session.go_on()  # nothing refused

@@ -7,10 +7,11 @@ import weakref
 import pytest
 import requests
 
-from source_smstools.components import pages
+from source_smstools.components.context import Sync
 from source_smstools.components.pages import NOT_JSON, as_list, body_of, describe, parse, parsed_view, tolerant
 
 ENVELOPE = {"shape": "envelope", "records_key": "conversation"}
+SYNC = Sync()  # the source's shared objects: its answers parsed once among them
 LIST = {"shape": "list"}
 MESSAGE = {"messageId": "a1", "unixDatetime": 1749113086}
 
@@ -80,26 +81,26 @@ def test_the_body_is_parsed_once_and_is_what_the_filters_view_answers_the_respon
     r = response(b'\xef\xbb\xbf{"total": "1", "page": "1", "data": {"0": {"messageId": "a1"}}}')
     r.content  # noqa: B018  (requests notes that it was read)
     attributes = dict(r.__dict__)
-    body = body_of(r, ENVELOPE)
+    body = body_of(r, SYNC, ENVELOPE)
     assert body == {"total": 1, "page": 1, "conversation": [{"messageId": "a1"}]}
-    assert body_of(r, ENVELOPE) is body
-    view = parsed_view(r, ENVELOPE)
-    assert view.json() is body and body_of(view) is body
+    assert body_of(r, SYNC, ENVELOPE) is body
+    view = parsed_view(r, SYNC, ENVELOPE)
+    assert view.json() is body and body_of(view, SYNC) is body
     assert (view.status_code, view.content, view.headers) == (200, r.content, r.headers)
     # nothing is put on the CDK's response: its json() is requests' own, of the body as sent
     assert r.__dict__ == attributes
     assert r.json() == {"total": "1", "page": "1", "data": {"0": {"messageId": "a1"}}}
 
     cut = response(b'{"total": 1, "pa')
-    assert body_of(cut, ENVELOPE) is NOT_JSON
+    assert body_of(cut, SYNC, ENVELOPE) is NOT_JSON
     with pytest.raises(requests.exceptions.JSONDecodeError):  # as `requests` says it: the CDK's callers give {}
-        parsed_view(cut, ENVELOPE).json()
+        parsed_view(cut, SYNC, ENVELOPE).json()
 
 
 def test_a_body_is_kept_only_as_long_as_its_response():
     r = response(b'{"total": 0, "page": 1, "conversation": []}')
-    body_of(r, ENVELOPE)
-    assert r in pages._BODIES
+    body_of(r, SYNC, ENVELOPE)
+    assert r in SYNC.bodies
     gone = weakref.ref(r)
     del r
     gc.collect()

@@ -11,6 +11,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ResponseAction
 from airbyte_cdk.sources.types import StreamSlice
 
+from source_smstools.components.context import Sync
 from source_smstools.components.errors import ConversationErrorHandler
 from source_smstools.components.pages import body_of
 from source_smstools.components.paging import (
@@ -26,6 +27,7 @@ from unit_tests.mock_server.record_builder import MessageBuilder, messages
 
 URL = "https://api.example.test/v1/conversation/393331234567?limit=3"
 PARAMETERS = {"shape": "envelope", "records_key": "conversation"}
+SYNC = Sync()
 SLICE = StreamSlice(partition={"phone": "+393331234567"}, cursor_slice={"start_time": "50", "end_time": "1000"})
 
 
@@ -84,18 +86,18 @@ def test_a_window_is_the_smallest_page_that_holds_the_positions_whole(lo, hi, ex
 
 
 def test_the_pages_of_a_well_behaved_api_are_passed_as_they_come():
-    assert [m["messageId"] for m in messages_to_pass(URL, body_of(answer(1, [9, 8, 7], total=6), PARAMETERS), 3)] == ["m0", "m1", "m2"]
+    assert [m["messageId"] for m in messages_to_pass(URL, body_of(answer(1, [9, 8, 7], total=6), SYNC, PARAMETERS), 3)] == ["m0", "m1", "m2"]
     page2 = answer(2, [6, 5, 4], total=6, prefix="n")
-    assert [m["messageId"] for m in messages_to_pass(page2.url, body_of(page2, PARAMETERS), 3)] == ["n0", "n1", "n2"]
+    assert [m["messageId"] for m in messages_to_pass(page2.url, body_of(page2, SYNC, PARAMETERS), 3)] == ["n0", "n1", "n2"]
     assert READS.get("393331234567").reread is None
 
 
 def test_the_last_page_seen_again_after_insertions_is_passed_once():
     page1 = messages("m", [9, 8, 7])
-    messages_to_pass(URL, body_of(answer(1, [], total=6, given=page1), PARAMETERS), 3)
+    messages_to_pass(URL, body_of(answer(1, [], total=6, given=page1), SYNC, PARAMETERS), 3)
     # one message arrived at the top: page 2 starts with page 1's last
     page2 = answer(2, [], total=7, given=[page1[2]] + messages("n", [6, 5]))
-    passed = messages_to_pass(page2.url, body_of(page2, PARAMETERS), 3)
+    passed = messages_to_pass(page2.url, body_of(page2, SYNC, PARAMETERS), 3)
     assert [(m["messageId"], m["unixDatetime"]) for m in passed] == [("n0", 6), ("n1", 5)]
     assert READS.get("393331234567").reread is None  # an insertion above: nothing to re-read
 
@@ -108,11 +110,11 @@ def test_the_last_page_seen_again_after_insertions_is_passed_once():
     ],
 )
 def test_an_answer_paging_cannot_go_on_from_fails_the_phone(second, error):
-    messages_to_pass(URL, body_of(answer(1, [9, 8, 7], total=6), PARAMETERS), 3)
+    messages_to_pass(URL, body_of(answer(1, [9, 8, 7], total=6), SYNC, PARAMETERS), 3)
     response = second()
     response.request = requests.Request("GET", f"{URL}&page=2").prepare()
     with pytest.raises(PagingError) as failure:
-        messages_to_pass(response.request.url, body_of(response, PARAMETERS), 3)
+        messages_to_pass(response.request.url, body_of(response, SYNC, PARAMETERS), 3)
     assert failure.value.message == f"Phone 393331234567, page 2: {error}; its cursor stays where it was, the next sync reads it again."
     assert failure.value.failure_type == FailureType.system_error
     assert READS.get("393331234567") is None  # what the read remembered is dropped with it
@@ -128,17 +130,17 @@ def _as_page(response, page):
 def test_the_next_request_is_the_next_page_a_re_read_or_none():
     pages = ConversationPages(config={}, parameters=PARAMETERS, page_size=3)
     first = answer(1, [90, 80, 70], total=9)
-    messages_to_pass(URL, body_of(first, PARAMETERS), 3)
+    messages_to_pass(URL, body_of(first, SYNC, PARAMETERS), 3)
     assert pages.next_page_token(first, 3, None, stream_slice=SLICE) == {"page": 2, "limit": 3}
     tie = answer(2, [70, 60, 55], total=9, prefix="n")  # 70 on both sides of the boundary
-    messages_to_pass(tie.url, body_of(tie, PARAMETERS), 3)
+    messages_to_pass(tie.url, body_of(tie, SYNC, PARAMETERS), 3)
     assert pages.next_page_token(tie, 3, None, stream_slice=SLICE) == {"page": 1, "limit": 5}  # positions 0 .. 4
     region = messages("m", [90, 80, 70]) + messages("n", [70, 60])
     again = answer(1, [], total=9, limit=5, given=region)
-    assert messages_to_pass(again.url, body_of(again, PARAMETERS), 3) == []  # 70's two, both passed already
+    assert messages_to_pass(again.url, body_of(again, SYNC, PARAMETERS), 3) == []  # 70's two, both passed already
     assert pages.next_page_token(again, 0, None, stream_slice=SLICE) == {"page": 3, "limit": 3}
     last = answer(3, [40, 30, 20], total=9, prefix="o")
-    messages_to_pass(last.url, body_of(last, PARAMETERS), 3)
+    messages_to_pass(last.url, body_of(last, SYNC, PARAMETERS), 3)
     assert pages.next_page_token(last, 3, None, stream_slice=SLICE) is None
     assert READS.get("393331234567") is None
 

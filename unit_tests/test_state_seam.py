@@ -39,13 +39,13 @@ MIGRATED = {
 
 
 def routers_built(build) -> list:
-    """The saved_state of each PhonePartitionRouter built while `build()` builds the streams."""
+    """The saved state each PhonePartitionRouter built while `build()` builds the streams sees."""
     seen = []
     original = discovery.PhonePartitionRouter.__init__
 
     def record(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        seen.append(self.saved_state)
+        seen.append(self._part.saved)
 
     with patch.object(discovery.PhonePartitionRouter, "__init__", record):
         source = build()

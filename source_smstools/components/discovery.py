@@ -18,6 +18,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_smstools.components.errors import SourceUnreadable, missed_phones
 
 from source_smstools.components import changes
+from source_smstools.components.conversation import conversation_of
 from source_smstools.components.sources import WATCHED, page_reader
 
 logger = logging.getLogger("airbyte")
@@ -66,14 +67,13 @@ class PhonePartitionRouter(PartitionRouter):
     parameters: InitVar[Mapping[str, Any]]
     discovery: Optional[SubstreamPartitionRouter] = None
     page_requesters: Optional[list] = None  # the inbox's and the log's HttpRequester (sources.page_reader)
-    # the stream's saved state, as state.PerPhoneState checked it (None: no saved state); set on
-    # this component's model by that migration, not written in the manifest
-    saved_state: Optional[Mapping[str, Any]] = None
-    # what the records show change detection (coverage.Observations), shared with the records'
-    # transformation; set on both models by the state migration, not written in the manifest
-    observations: Optional[Any] = None
     _changes = None  # this sync's change detection, when on
     _done = False  # every phone handed out: the next sync's state is change detection's final one
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        # the stream's part of the sync (components/conversation.py): the saved state as the state
+        # migration checked it, and what the records show (coverage.Observations)
+        self._part = conversation_of(self.config)
 
     def _listed(self) -> list[str]:
         return list(self.config.get("phone_numbers") or [])
@@ -81,7 +81,9 @@ class PhonePartitionRouter(PartitionRouter):
     def stream_slices(self) -> Iterable[StreamSlice]:
         listed = self._listed()
         detection = (
-            changes.ChangeDetection(self.config, self.saved_state, self.observations) if changes.enabled(self.config) else None
+            changes.ChangeDetection(self.config, self._part.saved, self._part.observations)
+            if changes.enabled(self.config)
+            else None
         )
         if detection is not None and detection.applies() and self.discovery is not None:
             # only the phones that may have changed (components/changes.py)

@@ -18,7 +18,8 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.pages import body_of, describe, parsed_view
-from source_smstools.components.session import TRIES, host_of, session, unreachable
+from source_smstools.components.context import sync_of
+from source_smstools.components.session import TRIES, Session, host_of, unreachable
 
 logger = logging.getLogger("airbyte")
 
@@ -63,19 +64,20 @@ class ParsingErrorHandler(DefaultErrorHandler):
         self.response_filters = [*(self.shared_first or []), *(self.response_filters or []), *(self.shared_last or [])]
         super().__post_init__(parameters)
         self._parameters = dict(parameters or {})
+        self._sync = sync_of(self.config)
         # the CDK's own short waits (1 s, 2 s) for a host that has not answered yet
-        self.backoff_strategies = [_AfterFirstContact(s, self.config) for s in self.backoff_strategies or []]
+        self.backoff_strategies = [_AfterFirstContact(s, self._sync.session) for s in self.backoff_strategies or []]
 
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
-        contact = session(self.config)
+        contact = self._sync.session
         if isinstance(response_or_exception, requests.Response):
             url = getattr(response_or_exception.request, "url", None)
             if isinstance(url, str):
                 contact.answered.add(host_of(url))
             # the filters read the body parsed once, through a view: the response stays untouched
-            resolution = super().interpret_response(parsed_view(response_or_exception, self._parameters))
+            resolution = super().interpret_response(parsed_view(response_or_exception, self._sync, self._parameters))
         else:
             kind = contact.first_contact(response_or_exception) if isinstance(response_or_exception, Exception) else None
             if kind:
@@ -96,12 +98,12 @@ class _AfterFirstContact:
     """A backoff strategy that declines for a connection not yet made to a host that has not
     answered (the CDK then waits 1 s, then 2 s, and says what it retries, not "rate limit")."""
 
-    def __init__(self, strategy: Any, config: Mapping[str, Any]) -> None:
-        self._strategy, self._config = strategy, config
+    def __init__(self, strategy: Any, session: Session) -> None:
+        self._strategy, self._session = strategy, session
 
     def backoff_time(self, response_or_exception: Any, attempt_count: int) -> Optional[float]:
         if isinstance(response_or_exception, requests.ConnectionError) and response_or_exception.request is not None:
-            if host_of(response_or_exception.request.url) not in session(self._config).answered:
+            if host_of(response_or_exception.request.url) not in self._session.answered:
                 return None
         return self._strategy.backoff_time(response_or_exception, attempt_count)
 
@@ -132,7 +134,7 @@ class SkipUnavailableStream(ParsingErrorHandler):
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
         resolution = super().interpret_response(response_or_exception)
-        shape = _unexpected_shape(resolution, response_or_exception)
+        shape = _unexpected_shape(resolution, response_or_exception, self._sync)
         if self._parameters.get("discovery") and (
             resolution.response_action == ResponseAction.IGNORE
             or (resolution.response_action == ResponseAction.FAIL and resolution.failure_type == FailureType.system_error)
@@ -159,7 +161,7 @@ class SkipUnavailableStream(ParsingErrorHandler):
 UNEXPECTED = "unexpected shape"  # in the message of the manifest's filter `unexpected_shape`
 
 
-def _unexpected_shape(resolution: ErrorResolution, response: Any) -> Optional[str]:
+def _unexpected_shape(resolution: ErrorResolution, response: Any, sync: Any) -> Optional[str]:
     """The message of the manifest's filter `unexpected_shape`, when it matched, with what came
     added as keys and JSON types (a Jinja template for that would be longer than this function)."""
     if (
@@ -167,7 +169,7 @@ def _unexpected_shape(resolution: ErrorResolution, response: Any) -> Optional[st
         and UNEXPECTED in (resolution.error_message or "")
         and isinstance(response, requests.Response)
     ):
-        return f"{resolution.error_message.rstrip('.')}; came {describe(body_of(response))}."
+        return f"{resolution.error_message.rstrip('.')}; came {describe(body_of(response, sync))}."
     return None
 
 
@@ -204,7 +206,7 @@ class ConversationErrorHandler(ParsingErrorHandler):
             # what the page holds (shifts, repeats, the page asked for) is the paging's to judge
             # (components/paging.py): it sees the pages before it too
             return resolution
-        shape = _unexpected_shape(resolution, response_or_exception)
+        shape = _unexpected_shape(resolution, response_or_exception, self._sync)
         # a body cut short raises without its request (and the CDK keeps the request to itself)
         request = getattr(response_or_exception, "request", None)
         where = _where(request, response_or_exception) if isinstance(getattr(request, "url", None), str) else None

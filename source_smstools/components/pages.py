@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import weakref
 from dataclasses import InitVar, dataclass
 from typing import Any, Generator, Iterable, Mapping, MutableMapping, Optional
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +17,7 @@ from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordEx
 from airbyte_cdk.sources.types import Config
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_smstools.components.context import Sync, sync_of
 from source_smstools.components.paging import messages_to_pass
 
 # -- every answer parsed once ------------------------------------------------------------------
@@ -34,23 +34,25 @@ logger = logging.getLogger("airbyte")
 
 _BOM = b"\xef\xbb\xbf"
 NOT_JSON = object()  # the body of an answer that is not JSON (or was cut short)
-# response -> its body: an entry lives as long as its response
-_BODIES: "weakref.WeakKeyDictionary[requests.Response, Any]" = weakref.WeakKeyDictionary()
+NOT_FOUND = object()  # no body parsed yet
 
 
-def body_of(response: requests.Response, parameters: Optional[Mapping[str, Any]] = None) -> Any:
+def body_of(response: requests.Response, sync: Sync, parameters: Optional[Mapping[str, Any]] = None) -> Any:
     """The body of `response` in the documented shape of its endpoint (`parameters`: `shape`,
-    `records_key`, as the manifest gives them), or NOT_JSON; parsed on first use."""
+    `records_key`, as the manifest gives them), or NOT_JSON; parsed on first use and kept in the
+    source's `sync` (context.Sync.bodies) as long as the response lives."""
     if isinstance(response, _ParsedView):
         return response.body
-    body = _BODIES.get(response, _BODIES)
-    if body is _BODIES:
+    body = sync.bodies.get(response, NOT_FOUND)
+    if body is NOT_FOUND:
         try:
             body = tolerant(parse(response.content), parameters or {})
         except ValueError:
             body = tolerant(not_utf8(response), parameters or {})
-        _BODIES[response] = body
+        with sync.bodies_lock:
+            sync.bodies[response] = body
     return body
+
 
 
 class _ParsedView(requests.Response):
@@ -64,12 +66,12 @@ class _ParsedView(requests.Response):
         return self.body
 
 
-def parsed_view(response: requests.Response, parameters: Optional[Mapping[str, Any]] = None) -> requests.Response:
+def parsed_view(response: requests.Response, sync: Sync, parameters: Optional[Mapping[str, Any]] = None) -> requests.Response:
     """What the manifest's filters are shown of `response`: the same status, headers, URL and
-    content, and `json()` answering `body_of(response, parameters)`; `response` is left as it is."""
+    content, and `json()` answering `body_of(response, sync, parameters)`; `response` is left as it is."""
     view = _ParsedView.__new__(_ParsedView)
     view.__dict__.update(response.__dict__)
-    view.body = body_of(response, parameters)
+    view.body = body_of(response, sync, parameters)
     return view
 
 
@@ -164,16 +166,18 @@ class Answer(JsonDecoder):
     for the extractor and the paginator."""
 
     parameters: InitVar[Mapping[str, Any]]
+    config: Optional[Config] = None
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__init__(parameters)
         self._parameters = dict(parameters or {})
+        self._sync = sync_of(self.config if self.config is not None else {})
 
     def is_stream_response(self) -> bool:
         return False
 
     def decode(self, response: requests.Response) -> Generator[MutableMapping[str, Any], None, None]:
-        body = body_of(response, self._parameters)
+        body = body_of(response, self._sync, self._parameters)
         # as the CDK's JsonDecoder: the items of a list, or the body; `{}` for nothing at all
         if isinstance(body, list) and body:
             yield from body
@@ -195,9 +199,10 @@ class ConversationExtractor(RecordExtractor):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._parameters = dict(parameters or {})
+        self._sync = sync_of(self.config)
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        body = body_of(response, self._parameters)
+        body = body_of(response, self._sync, self._parameters)
         messages = body.get("conversation") if isinstance(body, dict) else None
         if not isinstance(messages, list):
             # the error handler stops such a body; one that still gets here must not pass for

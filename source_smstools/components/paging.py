@@ -40,6 +40,8 @@ from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination
 from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_smstools.components.context import sync_of
+
 logger = logging.getLogger("airbyte")
 
 MAX_LIMIT = 2000  # the API's largest page
@@ -376,6 +378,7 @@ class ConversationPages(PaginationStrategy):
             size = InterpolatedString.create(size, parameters=parameters).eval(self.config)
         self._page_size = int(size)
         self._parameters = dict(parameters or {})
+        self._sync = sync_of(self.config)
 
     @property
     def initial_token(self) -> Optional[Any]:
@@ -400,7 +403,7 @@ class ConversationPages(PaginationStrategy):
         if read is None:
             return None
         if not read.decided:
-            read.after = self._after(phone, read, body_of(response, self._parameters), stream_slice)
+            read.after = self._after(phone, read, body_of(response, self._sync, self._parameters), stream_slice)
             read.decided = True
         if read.reread is not None:
             page, limit = read.reread.asked

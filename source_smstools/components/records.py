@@ -14,6 +14,8 @@ from airbyte_cdk.sources.declarative.extractors.type_transformer import TypeTran
 from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 
+from source_smstools.components.conversation import conversation_of
+
 logger = logging.getLogger("airbyte")
 
 
@@ -44,13 +46,16 @@ class MessageFields(RecordTransformation):
     """Adds `phone`, `id` and `datetime_utc` to a message, and gives `file` one shape.
 
     One Python call per record instead of three Jinja templates: templates were about a third of
-    the read time in profiles. Each record is also shown to `observations` (coverage.Observations,
-    put on this component's model by the state migration): change detection learns from it which
+    the read time in profiles. Each record is also shown to the stream's coverage.Observations (in
+    its part of the sync, components/conversation.py): change detection learns from it which
     messages the inbox and the message log left out, and which delivery statuses may still change.
     """
 
     parameters: InitVar[Mapping[str, Any]]
-    observations: Optional[Any] = None
+    config: Optional[Config] = None
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._observations = conversation_of(self.config if self.config is not None else {}).observations
 
     def transform(
         self,
@@ -77,8 +82,7 @@ class MessageFields(RecordTransformation):
         record["phone"] = phone
         record["id"] = message_id(phone, record)
         record["datetime_utc"] = iso_utc(seconds)
-        if self.observations is not None:
-            self.observations.observe(phone, record)
+        self._observations.observe(phone, record)
 
 
 

@@ -6,23 +6,19 @@ port, a name that does not resolve, TLS against a plain-HTTP server) is a settin
 seconds; once the host has answered, the same failure is a transient fault, retried as before. A
 refusal of the config (credentials, IP address) is said once, and no request is sent after it.
 
-The components of one source share no object but their config (the CDK builds every component
-with the same mapping), so a sync's session is found by its config.
+One Session per source, in its shared objects (components/context.py); the authenticator that
+sends no request after a refusal is components/auth.py.
 """
 
 
 import threading
 import weakref
-from dataclasses import InitVar, dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 from urllib.parse import urlsplit
 
 import requests
 from airbyte_cdk.models import AirbyteLogMessage, AirbyteMessage, FailureType, Level, StreamDescriptor
 from airbyte_cdk.models import Type as MessageType
-from airbyte_cdk.sources.declarative.auth.declarative_authenticator import DeclarativeAuthenticator
-from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
-from airbyte_cdk.sources.types import Config
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
@@ -132,44 +128,3 @@ def host_of(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
     return f"{parts.scheme}://{parts.hostname}:{port}"
-
-
-_SESSIONS: dict[int, tuple[Mapping[str, Any], Session]] = {}
-_SESSIONS_LOCK = threading.Lock()
-_KEPT = 16  # sources alive at once in one process (tests, the Connector Builder's server)
-
-
-def session(config: Mapping[str, Any]) -> Session:
-    """The session of the source built with `config` (the config is kept with it, so that its id
-    cannot be reused while the session lives)."""
-    with _SESSIONS_LOCK:
-        found = _SESSIONS.get(id(config))
-        if found is not None and found[0] is config:
-            return found[1]
-        if len(_SESSIONS) >= _KEPT:
-            del _SESSIONS[next(iter(_SESSIONS))]
-        _SESSIONS[id(config)] = (config, Session())
-        return _SESSIONS[id(config)][1]
-
-
-@dataclass
-class SecretHeader(DeclarativeAuthenticator):
-    """The client secret in a header (as ApiKeyAuthenticator puts it), and no request at all once
-    the sync has been refused: the first round of workers is all a wrong secret costs."""
-
-    config: Config
-    parameters: InitVar[Mapping[str, Any]]
-    header: str = ""
-    api_token: str = ""
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._token = InterpolatedString.create(self.api_token, parameters=parameters or {})
-
-    @property
-    def auth_header(self) -> str:
-        return self.header
-
-    @property
-    def token(self) -> str:
-        session(self.config).go_on()
-        return str(self._token.eval(self.config))

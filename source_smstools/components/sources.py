@@ -21,6 +21,7 @@ import requests
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.types import Config
 
+from source_smstools.components.context import sync_of
 from source_smstools.components.pages import body_of
 
 UNREADABLE = "__unreadable"  # a source answer that is no page of entries (see SourceEntries)
@@ -65,9 +66,10 @@ class SourceEntries(RecordExtractor):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._key = self.records_key or parameters.get("records_key", "")
+        self._sync = sync_of(self.config)
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        body = body_of(response)
+        body = body_of(response, self._sync)
         entries = body.get(self._key) if isinstance(body, dict) else None
         if not isinstance(entries, list):
             keys = sorted(body)[:6] if isinstance(body, dict) else type(body).__name__

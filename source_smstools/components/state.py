@@ -12,7 +12,8 @@ from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigr
 from airbyte_cdk.sources.types import Config
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_smstools.components import changes, coverage
+from source_smstools.components import changes
+from source_smstools.components.conversation import begin
 
 logger = logging.getLogger("airbyte")
 
@@ -28,15 +29,13 @@ class PerPhoneState(StateMigration):
 
     Why the router gets its state from here: the CDK gives a custom partition router no state, and
     no other component sees the stream's state before the router is built. The factory
-    (`ModelToComponentFactory.create_default_stream`) first creates the stream's state migrations,
-    with `declarative_stream=<the stream's model>`, and runs them, then builds the partition router
-    and the transformations from that same model: a field set here on their models reaches their
-    constructors (`PhonePartitionRouter.saved_state`, and `observations` on the router and on
-    records.MessageFields: one coverage.Observations per build of the stream, so per sync). This
-    holds in every runtime that builds the manifest (our command, the generic
-    source-declarative-manifest, the Builder, PyAirbyte); unit_tests/test_state_seam.py and
-    unit_tests/test_coverage.py fail if a CDK upgrade changes that order. With no saved state the
-    CDK does not call `migrate`, and the router gets None.
+    (`ModelToComponentFactory.create_default_stream`) first creates the stream's state migrations
+    and runs them, then builds the partition router, the transformations and the retriever: this
+    migration starts the stream's part of the sync (components/conversation.py) and puts the state it
+    checked there, and the components built after it take that part. This holds in every runtime
+    that builds the manifest (our command, the generic source-declarative-manifest, the Builder,
+    PyAirbyte); unit_tests/test_state_seam.py fails if a CDK upgrade changes that order. With no
+    saved state the CDK does not call `migrate`, and the router sees None.
 
     Lowered cursors (the state the CDK reads from; the router sees them as saved): a phone with a
     delivery status not final (`parent_state.changes.pending`, within changes.STATUS_DAYS) is read
@@ -53,7 +52,8 @@ class PerPhoneState(StateMigration):
     def __init__(self, config: Optional[Config] = None, declarative_stream: Optional[Any] = None, **kwargs: Any) -> None:
         self._stream = declarative_stream
         self._lookback = int((config or {}).get("lookback_window_days") or 0) * changes.DAY
-        _share_observations(declarative_stream)
+        # the first component of the stream built: the stream's part of the sync starts here
+        self._part = begin(config if config is not None else {})
         start_date = (config or {}).get("start_date")
         try:
             self._start = calendar.timegm(time.strptime(start_date, "%Y-%m-%dT%H:%M:%SZ")) if start_date else 0
@@ -65,15 +65,8 @@ class PerPhoneState(StateMigration):
 
     def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
         checked = self._checked(stream_state)
-        self._hand_to_router(checked)
+        self._part.saved = dict(checked)  # for change detection (the router)
         return self._lowered(checked)
-
-    def _hand_to_router(self, checked: Mapping[str, Any]) -> None:
-        # the router's model is a pydantic model that allows extra fields: `model.dict()`, from
-        # which the factory builds the router, then carries this one
-        router = _router(self._stream)
-        if router is not None:
-            router.saved_state = dict(checked)
 
     def _lowered(self, state: Mapping[str, Any]) -> Mapping[str, Any]:
         parent = state.get("parent_state")
@@ -151,23 +144,6 @@ class PerPhoneState(StateMigration):
         # A cursor saved before its phone's first page was read sits at the stream's start; never
         # let one reach back before `start_date`.
         return str(max(int(cursor), self._start)) if cursor else None
-
-
-def _router(stream: Any) -> Any:
-    return getattr(getattr(stream, "retriever", None), "partition_router", None)
-
-
-def _share_observations(stream: Any) -> None:
-    """One coverage.Observations on the router's model and on the records' transformation's (both
-    pydantic models that allow extra fields: `model.dict()`, from which the factory builds each
-    component, carries it, the same object)."""
-    router = _router(stream)
-    fields = [t for t in getattr(stream, "transformations", None) or [] if str(getattr(t, "class_name", "")).endswith("MessageFields")]
-    if router is None or not fields:
-        return
-    shared = coverage.Observations()
-    for model in [router, *fields]:
-        model.observations = shared
 
 
 def _cursor(value: Any, where: str) -> Optional[str]:
