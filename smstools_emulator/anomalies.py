@@ -19,9 +19,10 @@ ANOMALIES = {
     "out_of_order": "the message at positions 99, 1099, 2099, ... 30 days older than its place (out of newest-first order)",
     "odd_times": "unixDatetime of the messages at positions 99, 199, 299, ... in turn -5, 0, missing and 2100-01-01",
     "shuffle_ties": "messages of one second in a different order on each request (SQL without a tie-breaker)",
-    "not_utf8": "one byte that is not UTF-8 (Latin-1 'è') in every page 2",
+    "not_utf8": "one character of every page 2 in Latin-1 ('è' as the one byte E8), not UTF-8",
     # what the envelope says
     "total_inflated": "total 1,000,000,000 whatever the conversation holds",
+    "total_falling": "total 15% of the first answer's lower on each answer of the phone (1000, 850, 700, ...), data unchanged",
     "page_repeated": "every page number answered with page 1's messages (page as asked)",
     "page_ignored": "every page number answered with page 1 (page 1 said)",
     # the conversation moving under the read
@@ -29,6 +30,8 @@ ANOMALIES = {
     "delete_read": "after each conversation answer, its page's first message is deleted",
     "purge_oldest": "a retention job deletes the conversation's oldest message after each conversation answer",
     "swap_first_page": "after a phone's first page 1 answer, 7 of its messages are deleted and 7 older ones appear further down",
+    "late_inserts": "after each of the first 50 conversation answers, a message dated between two others is inserted where its time puts it",
+    "random_deletes": "after each conversation answer, one message anywhere in the conversation is deleted",
 }
 
 _FUTURE = 4_102_444_800  # 2100-01-01
@@ -42,10 +45,11 @@ def check(names: set[str]) -> set[str]:
 class Anomalies:
     """The active anomalies and what they remember (requests served per phone)."""
 
-    def __init__(self, names: set[str]) -> None:
+    def __init__(self, names: set[str], seed: int = 0) -> None:
         self.names = frozenset(names)
         self.served: dict[str, int] = {}
-        self._rng = random.Random(0)
+        self.first_total: dict[str, int] = {}
+        self._rng = random.Random(seed)
 
     def __bool__(self) -> bool:
         return bool(self.names)
@@ -57,19 +61,20 @@ class Anomalies:
         served_page = 1 if self.names & {"page_repeated", "page_ignored"} else page
         chunk = messages[(served_page - 1) * limit : served_page * limit]
         total = 1_000_000_000 if "total_inflated" in self.names else len(messages)
+        if "total_falling" in self.names:
+            first = self.first_total.setdefault(phone, len(messages))
+            total = max(first - (first * 15 // 100) * self.served.get(phone, 0), 0)
         said = 1 if "page_ignored" in self.names else page
         return {"total": total, "shown": len(chunk), "page": said, "limit": limit, "conversation": chunk}, (served_page - 1) * limit
 
     def encode(self, body: bytes, page: int) -> bytes:
+        """`not_utf8`: the first character of page 2 that Latin-1 has, beyond ASCII, as its one
+        Latin-1 byte (a text stored in Latin-1 as it came: 'è' as E8)."""
         if "not_utf8" in self.names and page == 2:
-            at = body.find("è".encode())
-            if at >= 0:
-                return body[:at] + b"\xe8" + body[at + 2 :]
-            # no è on the page: a Latin-1 byte in the first message's text
-            at = body.find(b'"message": "')
-            if at >= 0:
-                at += len(b'"message": "')
-                return body[:at] + b"\xe8" + body[at:]
+            text = body.decode("utf-8")
+            for i, char in enumerate(text):
+                if 0x80 <= ord(char) <= 0xFF:
+                    return text[:i].encode() + char.encode("latin-1") + text[i + 1 :].encode()
         return body
 
     def after_answer(self, stored: list[dict[str, Any]], phone: str, page: int, limit: int, served: list[dict[str, Any]]) -> None:
@@ -88,6 +93,15 @@ class Anomalies:
                     break
         if "purge_oldest" in self.names and stored:
             stored.pop()
+        if "late_inserts" in self.names and len(stored) >= 2 and count <= 50:
+            at = self._rng.randrange(1, len(stored))
+            newer, older = stored[at - 1].get("unixDatetime"), stored[at].get("unixDatetime")
+            if isinstance(newer, int) and isinstance(older, int) and newer >= older:
+                message = {**stored[at], "messageId": f"late-{phone}-{count}", "message": f"late {count}",
+                           "unixDatetime": self._rng.randint(older, newer)}
+                stored.insert(at, message)
+        if "random_deletes" in self.names and stored:
+            del stored[self._rng.randrange(len(stored))]
         if "swap_first_page" in self.names and page == 1 and count == 1 and len(stored) > 2 * limit:
             deleted = stored[limit - 10 : limit - 3]  # 7 of page 1, near its end
             del stored[limit - 10 : limit - 3]

@@ -1,5 +1,8 @@
-"""The paging's decisions tested directly (components/paging.py), and the conversation's error
-handler as the CDK tests its DefaultErrorHandler: one answer in, one resolution out."""
+"""The paging's decisions tested directly: a phone's read (components/paging.Read), fed answers one
+at a time, as the CDK's own tests feed their paginators; the components around it (the extractor,
+the record filter, the paginator of components/conversation.py); and the conversation's error
+handler as the CDK tests its DefaultErrorHandler: one answer in, one resolution out. The class
+of answers is unit_tests/test_paging_properties.py's."""
 
 from __future__ import annotations
 
@@ -11,23 +14,19 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ResponseAction
 from airbyte_cdk.sources.types import StreamSlice
 
-from source_smstools.components.context import Sync
-from source_smstools.components.errors import ConversationErrorHandler
-from source_smstools.components.pages import body_of
-from source_smstools.components.paging import (
-    READS,
+from source_smstools.components.conversation import (
+    PAGE,
+    ConversationExtractor,
+    ConversationPage,
     ConversationPages,
-    MessageTimes,
-    PagingError,
-    messages_to_pass,
-    stops_early,
-    window,
+    conversation_of,
 )
+from source_smstools.components.errors import ConversationErrorHandler
+from source_smstools.components.paging import OCCURRENCE, Reply, PagingError, Read, stops_early, window
 from unit_tests.mock_server.record_builder import MessageBuilder, messages
 
 URL = "https://api.example.test/v1/conversation/393331234567?limit=3"
 PARAMETERS = {"shape": "envelope", "records_key": "conversation"}
-SYNC = Sync()
 SLICE = StreamSlice(partition={"phone": "+393331234567"}, cursor_slice={"start_time": "50", "end_time": "1000"})
 
 
@@ -44,10 +43,12 @@ def answer(page, times, total=None, prefix="m", limit=3, status=200, given=None)
     return r
 
 
-@pytest.fixture(autouse=True)
-def no_reads_left():
-    yield
-    READS.end("393331234567")
+def ids(passed):
+    return [m["messageId"] for m in passed]
+
+
+def take(read, page, listed, total, limit=3, said=None):
+    return read.take(Reply((page, limit), page if said is None else said, total, listed))
 
 
 # -- the early stop ------------------------------------------------------------------------------
@@ -82,80 +83,180 @@ def test_a_window_is_the_smallest_page_that_holds_the_positions_whole(lo, hi, ex
     assert (page - 1) * limit <= lo and hi < page * limit
 
 
-# -- what each answer holds -----------------------------------------------------------------------
+# -- a read, answer by answer --------------------------------------------------------------------
 
 
 def test_the_pages_of_a_well_behaved_api_are_passed_as_they_come():
-    assert [m["messageId"] for m in messages_to_pass(URL, body_of(answer(1, [9, 8, 7], total=6), SYNC, PARAMETERS), 3)] == ["m0", "m1", "m2"]
-    page2 = answer(2, [6, 5, 4], total=6, prefix="n")
-    assert [m["messageId"] for m in messages_to_pass(page2.url, body_of(page2, SYNC, PARAMETERS), 3)] == ["n0", "n1", "n2"]
-    assert READS.get("393331234567").reread is None
+    read = Read("393331234567", 3)
+    # each page's last second is held until the next page shows another one
+    assert ids(take(read, 1, messages("m", [9, 8, 7]), 6)) == ["m0", "m1"]
+    assert read.next == (2, 3)
+    assert ids(take(read, 2, messages("n", [6, 5, 4]), 6)) == ["m2", "n0", "n1", "n2"]
+    assert read.next is None and read.extra == 0 and read.notes() == []
 
 
-def test_the_last_page_seen_again_after_insertions_is_passed_once():
+def test_the_last_page_seen_again_after_an_arrival_is_passed_once():
+    read = Read("393331234567", 3)
     page1 = messages("m", [9, 8, 7])
-    messages_to_pass(URL, body_of(answer(1, [], total=6, given=page1), SYNC, PARAMETERS), 3)
-    # one message arrived at the top: page 2 starts with page 1's last
-    page2 = answer(2, [], total=7, given=[page1[2]] + messages("n", [6, 5]))
-    passed = messages_to_pass(page2.url, body_of(page2, SYNC, PARAMETERS), 3)
-    assert [(m["messageId"], m["unixDatetime"]) for m in passed] == [("n0", 6), ("n1", 5)]
-    assert READS.get("393331234567").reread is None  # an insertion above: nothing to re-read
+    take(read, 1, page1, 6)
+    # one message arrived at the top: page 2 starts with page 1's last, which its messageId names
+    assert ids(take(read, 2, [page1[2]] + messages("n", [6, 5]), 7)) == ["m2", "n0"]
+    assert read.next == (3, 3) and read.extra == 0
+
+
+def test_a_second_cut_by_a_boundary_is_read_whole_in_one_window():
+    read = Read("393331234567", 3)
+    assert ids(take(read, 1, messages("m", [90, 80, 70]), 9)) == ["m0", "m1"]
+    # 70 on both sides of the boundary: in an order of its own on each answer, some could be on neither page
+    assert ids(take(read, 2, messages("n", [70, 60, 55]), 9)) == ["n1"]  # 60: after the second cut
+    assert read.next == (1, 7)  # positions 0 to 6: 70's and its neighbours, with a margin
+    region = messages("m", [90, 80, 70]) + messages("n", [70, 60, 55]) + messages("o", [40])
+    assert ids(take(read, 1, region, 9, limit=7)) == ["m2", "n0"]  # 70's two, from the one answer, between 80 and 60
+    assert read.next == (3, 3)
+    assert ids(take(read, 3, messages("o", [40, 30, 20]), 9)) == ["n2", "o0", "o1", "o2"]
+    assert read.next is None and read.extra == 1
+    assert read.notes() == ["1 run(s) of messages that a page boundary cut, or where the conversation's total fell, "
+                            "were read again whole in one answer"]
+
+
+def test_a_second_larger_than_one_answer_is_read_in_passes_and_never_fails():
+    read = Read("393331234567", 1000)
+    tie = [MessageBuilder(f"t{i}", 500).build() for i in range(2500)]
+    listing = messages("a", [900]) + tie + messages("z", [100])
+    for page in (1, 2, 3):
+        take(read, page, listing[(page - 1) * 1000 : page * 1000], len(listing), limit=1000)
+    assert read.next == (1, 1999)  # one pass: the positions of the second, in answers of 1999
+    passed = take(read, 1, listing[:1999], len(listing), limit=1999)
+    passed += take(read, 2, listing[1999:], len(listing), limit=1999)
+    assert read.next is None  # the pass agrees with the pages read: the order is stable
+    assert sorted(ids(passed)) == sorted([f"t{i}" for i in range(2500)] + ["z0"])
+    assert read.notes() == ["messages of one second, more than one answer holds (up to 2500), were read across pages "
+                            "in 1 pass(es) and deduplicated"]
+
+
+def test_a_total_that_falls_has_the_boundary_read_again():
+    read = Read("393331234567", 3)
+    listing = messages("m", [90, 80, 70, 60, 50, 40])
+    assert ids(take(read, 1, listing[:3], 6)) == ["m0", "m1"]
+    # m1 was deleted once page 1 was read: page 2 starts one later, and m3 moved onto page 1, unread
+    assert take(read, 2, listing[4:6], 5) == []
+    # the seconds on both sides of the boundary (70 and 50) and what moved in between, in one answer
+    assert read.next == (1, 8)
+    now = [listing[0]] + listing[2:]
+    assert ids(take(read, 1, now, 5, limit=8)) == ["m2", "m3", "m4"]
+    # 40 follows where that run ended: it is read whole too, then the read ends
+    assert read.next == (1, 8)
+    assert ids(take(read, 1, now, 5, limit=8)) == ["m5"]
+    assert read.next is None and read.extra == 2
+
+
+def test_identical_inbound_messages_of_one_second_are_each_passed_and_numbered():
+    twin = {"messageId": None, "direction": "inbound", "sender": "393331234567", "receiver": "Smstools",
+            "message": "ok", "unixDatetime": 80}
+    read = Read("393331234567", 3)
+    passed = take(read, 1, messages("m", [90]) + [dict(twin), dict(twin)], 4)
+    passed += take(read, 2, messages("n", [70]), 4)
+    assert [m.get(OCCURRENCE) for m in passed] == [None, None, 2, None]  # m0, the twin, its second, n0
 
 
 @pytest.mark.parametrize(
-    "second, error",
+    "said, given, error",
     [
-        (lambda: answer(1, [9, 8, 7], total=6), "the answer says it is page 1, not the page asked for"),
-        (lambda: _as_page(answer(1, [9, 8, 7], total=6), 2), "the answer repeats page 1 (3 messages)"),
+        (1, None, "the answer says it is page 1, not the page asked for"),
+        (2, "repeat", "the answer repeats page 1 (3 messages)"),
     ],
 )
-def test_an_answer_paging_cannot_go_on_from_fails_the_phone(second, error):
-    messages_to_pass(URL, body_of(answer(1, [9, 8, 7], total=6), SYNC, PARAMETERS), 3)
-    response = second()
-    response.request = requests.Request("GET", f"{URL}&page=2").prepare()
+def test_an_api_that_ignores_the_page_is_read_in_one_answer_when_the_conversation_fits(said, given, error):
+    page1 = messages("m", [90, 80, 70])
+    read = Read("393331234567", 3)
+    take(read, 1, page1, 5)
+    assert take(read, 2, page1 if given else messages("n", [60, 50, 40]), 5, said=said) == []
+    assert read.next == (1, 2000)  # what was passed fits one answer: the whole conversation in one
+    assert ids(take(read, 1, page1 + messages("n", [60, 50]), 5, limit=2000)) == ["m2", "n0", "n1"]
+    assert read.next is None and read.notes() == [f"{error}: the conversation was read in one answer of 2000"]
+
+
+def test_an_api_that_ignores_the_page_fails_the_phone_when_the_conversation_does_not_fit():
+    read = Read("393331234567", 2000)
+    page1 = [MessageBuilder(f"m{i}", 3000 - i).build() for i in range(2000)]
+    take(read, 1, page1, 5000, limit=2000)
     with pytest.raises(PagingError) as failure:
-        messages_to_pass(response.request.url, body_of(response, SYNC, PARAMETERS), 3)
-    assert failure.value.message == f"Phone 393331234567, page 2: {error}; its cursor stays where it was, the next sync reads it again."
+        take(read, 2, page1, 5000, limit=2000, said=1)
+    assert failure.value.message == (
+        "Phone 393331234567, page 2: the answer says it is page 1, not the page asked for; its cursor stays where it "
+        "was, the next sync reads it again."
+    )
     assert failure.value.failure_type == FailureType.system_error
-    assert READS.get("393331234567") is None  # what the read remembered is dropped with it
 
 
-def _as_page(response, page):
-    body = json.loads(response.content)
-    body["page"] = page
-    response._content = json.dumps(body).encode()
-    return response
-
-
-def test_the_next_request_is_the_next_page_a_re_read_or_none():
-    pages = ConversationPages(config={}, parameters=PARAMETERS, page_size=3)
-    first = answer(1, [90, 80, 70], total=9)
-    messages_to_pass(URL, body_of(first, SYNC, PARAMETERS), 3)
-    assert pages.next_page_token(first, 3, None, stream_slice=SLICE) == {"page": 2, "limit": 3}
-    tie = answer(2, [70, 60, 55], total=9, prefix="n")  # 70 on both sides of the boundary
-    messages_to_pass(tie.url, body_of(tie, SYNC, PARAMETERS), 3)
-    assert pages.next_page_token(tie, 3, None, stream_slice=SLICE) == {"page": 1, "limit": 5}  # positions 0 .. 4
-    region = messages("m", [90, 80, 70]) + messages("n", [70, 60])
-    again = answer(1, [], total=9, limit=5, given=region)
-    assert messages_to_pass(again.url, body_of(again, SYNC, PARAMETERS), 3) == []  # 70's two, both passed already
-    assert pages.next_page_token(again, 0, None, stream_slice=SLICE) == {"page": 3, "limit": 3}
-    last = answer(3, [40, 30, 20], total=9, prefix="o")
-    messages_to_pass(last.url, body_of(last, SYNC, PARAMETERS), 3)
-    assert pages.next_page_token(last, 3, None, stream_slice=SLICE) is None
-    assert READS.get("393331234567") is None
-
-
-# -- what a message's time means ----------------------------------------------------------------
-
-
-def test_messages_older_than_the_slice_are_dropped_and_odd_times_kept():
-    records = [MessageBuilder("a", 2000).build(), MessageBuilder("b", 60).build(), MessageBuilder("c", 0).build(),
-               MessageBuilder("d", 40).build(), MessageBuilder("e", -5).build(), MessageBuilder("f", 30).build(),
-               MessageBuilder("g", None).without_time().build()]
-    kept = list(MessageTimes(config={}, parameters={}).filter_records(records, {}, SLICE))
-    assert [(r["messageId"], r.get("unixDatetime", "missing")) for r in kept] == [
+def test_messages_older_than_the_start_are_dropped_and_times_that_place_nothing_kept():
+    read = Read("393331234567", 10, lower=50, upper=1000)
+    listed = [MessageBuilder("a", 2000).build(), MessageBuilder("b", 60).build(), MessageBuilder("c", 0).build(),
+              MessageBuilder("d", 40).build(), MessageBuilder("e", -5).build(), MessageBuilder("f", 30).build(),
+              MessageBuilder("g", None).without_time().build()]
+    passed = take(read, 1, listed, 7, limit=10)
+    assert [(m["messageId"], m.get("unixDatetime", "missing")) for m in passed] == [
         ("a", None), ("b", 60), ("c", 0), ("e", -5), ("g", "missing"),  # 40 and 30: older than 50
     ]
+    assert read.notes() == [
+        "messages whose time cannot place them: 3 with a unixDatetime that is missing, not an integer, 0 or negative "
+        "(passed as sent); 1 with a unixDatetime later than the sync's clock (passed with unixDatetime empty). They "
+        "are synced, and the phone's cursor does not move past them"
+    ]
+
+
+def test_an_answer_out_of_turn_fails_the_phone():
+    read = Read("393331234567", 3)
+    with pytest.raises(PagingError, match="page 2: asked out of turn"):
+        take(read, 2, messages("m", [9]), 1)
+
+
+# -- the components around a read -----------------------------------------------------------------
+
+
+def components(config):
+    return (ConversationExtractor(config=config, parameters=PARAMETERS), ConversationPage(config=config, parameters={}),
+            ConversationPages(config=config, parameters=PARAMETERS, page_size=3))
+
+
+def test_each_answer_is_one_record_of_what_was_asked_and_what_came():
+    extractor, _, _ = components({"page_size": 3})
+    [record] = extractor.extract_records(answer(2, [6, 5, 4], total=9))
+    assert record[PAGE] == Reply((2, 3), 2, 9, messages("m", [6, 5, 4]))
+
+
+def test_the_filter_passes_what_the_partitions_read_gives_and_the_paginator_asks_what_it_names():
+    config = {"page_size": 3}
+    extractor, page, pages = components(config)
+    first = answer(1, [90, 80, 70], total=9)
+    assert ids(page.filter_records(extractor.extract_records(first), {}, SLICE)) == ["m0", "m1"]
+    assert pages.next_page_token(first, 2, None, stream_slice=SLICE) == {"page": 2, "limit": 3}
+    last = answer(2, [60, 50, 40], total=9, prefix="n")
+    assert ids(page.filter_records(extractor.extract_records(last), {}, SLICE)) == ["m2", "n0", "n1"]  # 40: older than 50
+    assert pages.next_page_token(last, 3, None, stream_slice=SLICE) is None
+    assert conversation_of(config).reads.get("+393331234567") is None  # the read is over: forgotten
+
+
+def test_one_number_in_two_forms_is_two_reads():
+    config = {"page_size": 3}
+    extractor, page, pages = components(config)
+    plus = SLICE
+    digits = StreamSlice(partition={"phone": "393331234567"}, cursor_slice=SLICE.cursor_slice)
+    first = answer(1, [90, 80, 70], total=9)
+    list(page.filter_records(extractor.extract_records(first), {}, plus))
+    # the other form's first page (the same URL) starts a read of its own, not page 1 out of turn
+    assert ids(page.filter_records(extractor.extract_records(answer(1, [90, 80, 70], total=9)), {}, digits)) == ["m0", "m1"]
+    reads = conversation_of(config).reads
+    assert reads.get("+393331234567") is not reads.get("393331234567")
+    assert pages.next_page_token(first, 2, None, stream_slice=digits) == {"page": 2, "limit": 3}
+
+
+def test_a_failed_read_is_forgotten():
+    config = {"page_size": 3}
+    extractor, page, _ = components(config)
+    with pytest.raises(PagingError):
+        list(page.filter_records(extractor.extract_records(answer(2, [9, 8, 7])), {}, SLICE))
+    assert conversation_of(config).reads.get("+393331234567") is None
 
 
 # -- the error handler ------------------------------------------------------------------------------

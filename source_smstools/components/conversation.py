@@ -1,20 +1,69 @@
-"""The conversation stream's part of a sync: what its components share for one build of the
-stream, handed to them through the source's Sync (components/context.py).
+"""The conversation stream's part of a sync, and the components that read its pages.
 
-The state migration (state.PerPhoneState) is the first component the CDK builds for the stream
-(ModelToComponentFactory.create_default_stream builds the state migrations, runs them, then the
-partition router, the transformations and the retriever): it makes a new `Conversation` and puts
-it on the Sync, and each component built after it takes that one (`conversation_of`). A second build of the
-stream (the Connector Builder builds the streams twice) makes a second one; its components never
-see the first's. unit_tests/test_state_seam.py fails if a CDK upgrade changes that order.
+`Conversation` is what the stream's components share for one build of the stream, handed to them
+through the source's Sync (components/context.py). The state migration (state.PerPhoneState) is
+the first component the CDK builds for the stream (ModelToComponentFactory.create_default_stream
+builds the state migrations and runs them, then the partition router, the transformations and the
+retriever): it makes a new `Conversation` and puts it on the Sync (`begin`), and each component
+built after it takes that one (`conversation_of`). A second build of the stream (the Connector
+Builder builds the streams twice) makes a second one; its components never see the first's.
+unit_tests/test_state_seam.py fails if a CDK upgrade changes that order.
+
+The pages: `ConversationExtractor` gives each answer as one record, `ConversationPage` (the record
+filter: it knows the partition) feeds it to the partition's paging.Read and passes the messages it
+gives, and `ConversationPages` (the paginator) asks for the request the read names next. Each read is
+kept per partition, as the partition names its phone: one number listed in two forms is two reads.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import logging
+import threading
+import time
+from dataclasses import InitVar, dataclass
+from typing import Any, Iterable, Mapping, MutableMapping, Optional, Tuple, Union
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
+from airbyte_cdk.sources.declarative.extractors.record_filter import RecordFilter
+from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
+from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
+    PaginationStrategy,
+)
+from airbyte_cdk.sources.types import Config, StreamSlice
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components import coverage
 from source_smstools.components.context import sync_of
+from source_smstools.components.pages import body_of, describe
+from source_smstools.components.paging import Reply, PagingError, Read, seconds
+
+logger = logging.getLogger("airbyte")
+
+PAGE = "__page"  # the one record ConversationExtractor gives per answer: a paging.Reply
+
+
+class Reads:
+    """The reads in progress, one per partition (the phone as the partition names it)."""
+
+    def __init__(self) -> None:
+        self._reads: dict[str, Read] = {}
+        self._lock = threading.Lock()
+
+    def get(self, phone: str) -> Optional[Read]:
+        with self._lock:
+            return self._reads.get(phone)
+
+    def start(self, phone: str, read: Read) -> Read:
+        with self._lock:
+            self._reads[phone] = read
+        return read
+
+    def end(self, phone: str) -> None:
+        with self._lock:
+            self._reads.pop(phone, None)
 
 
 class Conversation:
@@ -23,6 +72,7 @@ class Conversation:
         self.saved: Optional[Mapping[str, Any]] = None
         # what the records show change detection (fed by records.MessageFields, read by the router)
         self.observations = coverage.Observations()
+        self.reads = Reads()
 
 
 def begin(config: Any) -> Conversation:
@@ -38,3 +88,126 @@ def conversation_of(config: Any) -> Conversation:
     if sync.conversation is None:
         sync.conversation = Conversation()
     return sync.conversation
+
+
+def asked(url: str) -> Tuple[int, Optional[int]]:
+    """The page and the limit of a conversation request, from its URL (the first carries no page)."""
+    query = parse_qs(urlsplit(url).query)
+    limit = query.get("limit")
+    return int((query.get("page") or ["1"])[-1]), int(limit[-1]) if limit else None
+
+
+def phone_of(stream_slice: Optional[StreamSlice]) -> str:
+    partition = getattr(stream_slice, "partition", None) or {}
+    return str(partition.get("phone", ""))
+
+
+def bounds(stream_slice: Optional[StreamSlice]) -> Tuple[Optional[int], Optional[int]]:
+    """The slice's start (the cursor minus the lookback, or the start date) and end (the sync's
+    clock), in seconds; None where the slice has none (full refresh)."""
+    cursor = getattr(stream_slice, "cursor_slice", None) or {}
+    return seconds(cursor.get("start_time")), seconds(cursor.get("end_time"))
+
+
+@dataclass
+class ConversationExtractor(RecordExtractor):
+    """Each conversation answer as one record (PAGE: a paging.Reply, from the body parsed once and
+    the request's page and limit, read once from its URL), for ConversationPage to read."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._parameters = dict(parameters or {})
+        self._sync = sync_of(self.config)
+        self._size = int(self.config.get("page_size") or 2000)
+
+    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
+        body = body_of(response, self._sync, self._parameters)
+        messages = body.get("conversation") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            # the error handler stops such a body; one that still gets here must not pass for
+            # an empty page, which would end the paging and lose the rest of the conversation
+            raise AirbyteTracedException(
+                message="Smstools sent a conversation page without its list of messages.",
+                internal_message=f"unexpected answer from {(response.url or '').split('?', 1)[0]}: {describe(body)}",
+                failure_type=FailureType.system_error,
+            )
+        page, limit = asked(response.request.url)
+        return [{PAGE: Reply((page, limit or self._size), body.get("page"), body.get("total"), messages)}]
+
+
+@dataclass
+class ConversationPage(RecordFilter):
+    """The messages of an answer to pass, as the partition's read (paging.Read) gives them; the read
+    starts with the partition's first answer, from the slice's start (the cursor minus the lookback,
+    or the start date) and the sync's clock, and what it did beyond its pages is said when it ends."""
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__post_init__(parameters)
+        self._reads = conversation_of(self.config).reads
+        self._size = int(self.config.get("page_size") or 2000)
+
+    def filter_records(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        stream_state: Any,
+        stream_slice: Optional[StreamSlice] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[Mapping[str, Any]]:
+        phone = phone_of(stream_slice)
+        for record in records:
+            answer = record.get(PAGE)
+            read = self._reads.get(phone)
+            if read is None:
+                lower, upper = bounds(stream_slice)
+                read = self._reads.start(phone, Read(phone.lstrip("+"), self._size, lower, upper or int(time.time())))
+            try:
+                passed = read.take(answer)
+            except PagingError:
+                self._reads.end(phone)  # what the read remembered goes with it
+                raise
+            yield from passed
+            if read.next is None:
+                self._reads.end(phone)
+                for note in read.notes():
+                    logger.warning(f"Phone {read.phone}: {note}.")
+
+
+@dataclass
+class ConversationPages(PaginationStrategy):
+    """The next request of a phone's conversation, as its read names it: {"page", "limit"}, which the
+    requester sends; none once the read is over."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    page_size: Union[int, str] = 2000
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        size = self.page_size
+        if isinstance(size, str):
+            size = InterpolatedString.create(size, parameters=parameters).eval(self.config)
+        self._page_size = int(size)
+        self._reads = conversation_of(self.config).reads
+
+    @property
+    def initial_token(self) -> Optional[Any]:
+        return None  # the first request carries no `page`: the API starts at 1
+
+    def get_page_size(self) -> Optional[int]:
+        return self._page_size
+
+    def next_page_token(
+        self,
+        response: requests.Response,
+        last_page_size: int,
+        last_record: Optional[Any],
+        last_page_token_value: Optional[Any] = None,
+        page_size_override: Optional[int] = None,
+        stream_slice: Optional[StreamSlice] = None,
+    ) -> Optional[Any]:
+        read = self._reads.get(phone_of(stream_slice))
+        if read is None or read.next is None:
+            return None
+        page, limit = read.next
+        return {"page": page, "limit": limit}

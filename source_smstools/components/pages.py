@@ -1,34 +1,30 @@
-"""The answers, parsed once into the documented shape, and the records of a conversation page
-(the conversation's paging is components/paging.py)."""
+"""The answers, parsed once into the documented shape (the conversation's pages are read by
+components/paging.py, through components/conversation.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import InitVar, dataclass
-from typing import Any, Generator, Iterable, Mapping, MutableMapping, Optional
+from typing import Any, Generator, Mapping, MutableMapping, Optional
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import requests
-from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.decoders import JsonDecoder
-from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.types import Config
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.context import Sync, sync_of
-from source_smstools.components.paging import messages_to_pass
 
 # -- every answer parsed once ------------------------------------------------------------------
 # Each HttpResponseFilter with a `predicate` calls `response.json()`, which parses the whole body
 # again with the standard json module, and DpathExtractor's lookup walks every value of a page:
 # for a conversation page of 2000 messages that was six parses and a walk, about 28% of a full
 # read's time in profiles. Here the first consumer (the stream's error handler) parses the body
-# once with orjson and brings it to the documented shape (`tolerant`); the body is kept beside
-# the response, never on it (the response is the CDK's object), and the error handler shows its
-# filters a view of the response whose `json()` answers that body (`parsed_view`). The decoder
-# below (extractors, paginators) and the components of this module read the same body.
+# once with orjson and brings it to the documented shape (`tolerant`); the body is kept in the
+# source's Sync (components/context.py), never on the response (the CDK's object), and the error
+# handler shows its filters a view of the response whose `json()` answers that body
+# (`parsed_view`). The decoder below, the extractors and the paginators read the same body.
 
 logger = logging.getLogger("airbyte")
 
@@ -88,9 +84,10 @@ def parse(content: bytes) -> Any:
 
 
 def not_utf8(response: requests.Response) -> Any:
-    """A body that is JSON but for bytes that are not UTF-8 (a Latin-1 text stored as it came):
-    read with U+FFFD in their place, said once per answer with where it came from (never the text).
-    NOT_JSON for a body that is not JSON after all (cut short, HTML, text): it is retried."""
+    """A body that is JSON but for bytes that are not UTF-8: a text stored in Windows-1252 (Latin-1)
+    as it came, 'è' as the one byte E8. Those bytes are read as Windows-1252, which gives the text as
+    it was written, said once per answer with where it came from (never the text). NOT_JSON for a
+    body that is not JSON after all (cut short, HTML, text): it is retried."""
     content = response.content or b""
     try:
         content.decode("utf-8")
@@ -98,14 +95,33 @@ def not_utf8(response: requests.Response) -> Any:
     except UnicodeDecodeError:
         pass
     try:
-        body = parse(content.decode("utf-8", "replace").encode())
+        body = parse(windows_1252_where_not_utf8(content).encode())
     except ValueError:
         return NOT_JSON
     parts = urlsplit(response.url or "")
     phone, page = parts.path.rstrip("/").rsplit("/", 1)[-1], (parse_qs(parts.query).get("page") or ["1"])[-1]
     where = f"Phone {phone}, page {page}" if "/conversation/" in parts.path else f"{parts.path}, page {page}"
-    logger.warning(f"{where}: the answer holds bytes that are not UTF-8; they are read as U+FFFD.")
+    logger.warning(f"{where}: the answer holds bytes that are not UTF-8; they are read as Windows-1252 (Latin-1).")
     return body
+
+
+def windows_1252_where_not_utf8(content: bytes) -> str:
+    """`content` as UTF-8, each byte that is not UTF-8 read as Windows-1252 (Latin-1 for the five
+    bytes Windows-1252 leaves undefined)."""
+    parts, at = [], 0
+    while True:
+        try:
+            parts.append(content[at:].decode("utf-8"))
+            return "".join(parts)
+        except UnicodeDecodeError as error:
+            parts.append(content[at : at + error.start].decode("utf-8"))
+            for byte in content[at + error.start : at + error.end]:
+                one = bytes([byte])
+                try:
+                    parts.append(one.decode("cp1252"))
+                except UnicodeDecodeError:
+                    parts.append(one.decode("latin-1"))
+            at += error.end
 
 
 # -- what a PHP backend sends for the documented shape ------------------------------------------
@@ -185,38 +201,6 @@ class Answer(JsonDecoder):
             yield body
         else:
             yield {}
-
-
-# -- the conversation pages ----------------------------------------------------------------------
-
-
-@dataclass
-class ConversationExtractor(RecordExtractor):
-    """The messages of a conversation page (`conversation`), from the body parsed once."""
-
-    config: Config
-    parameters: InitVar[Mapping[str, Any]]
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._parameters = dict(parameters or {})
-        self._sync = sync_of(self.config)
-
-    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        body = body_of(response, self._sync, self._parameters)
-        messages = body.get("conversation") if isinstance(body, dict) else None
-        if not isinstance(messages, list):
-            # the error handler stops such a body; one that still gets here must not pass for
-            # an empty page, which would end the paging and lose the rest of the conversation
-            raise AirbyteTracedException(
-                message="Smstools sent a conversation page without its list of messages.",
-                internal_message=f"unexpected answer from {_without_query(response.url)}: {describe(body)}",
-                failure_type=FailureType.system_error,
-            )
-        return messages_to_pass(response.request.url, body, int(self.config.get("page_size") or 2000))
-
-
-def _without_query(url: Optional[str]) -> str:
-    return (url or "").split("?", 1)[0]
 
 
 def describe(body: Any) -> str:

@@ -1,53 +1,54 @@
-"""The conversation's paging: which page to ask for next, and what each answer proves.
+"""One phone's read of its conversation: which page to ask for next, and which messages of each
+answer to pass. A state machine of its own (`Read`), fed the answers one at a time; the CDK's
+components around it are in components/conversation.py.
 
-The API pages a conversation with `page` and `limit` only, newest first. Nothing in an answer is
+The API pages a conversation with `page` and `limit` only, newest first, and nothing in an answer is
 trusted beyond what the answers read so far show:
 
-- each answer must be the page asked for (`page` as asked, not the page before again);
-- an empty page ends the phone's read; the pages asked for are bounded by the first page's
-  `total` and the page size (plus the re-reads below);
-- at each boundary between two pages, what the pages hold says whether something moved: the
-  previous page's last messages seen again at the start of the next (messages inserted above:
-  read twice, passed once), `total` smaller than before (messages deleted above may have moved
-  unread messages onto the page already read), or one second's messages cut by the boundary (an
-  API whose order within a second is not stable may show some twice and others never). Each of
-  these is settled by re-reading the region around the boundary with one request whose page size
-  holds it whole, with a message of another second on either side of it; what that re-read holds
-  beyond what was passed is passed too;
-- a read stops before the last page only on evidence (`stops_early`).
+- Two pages meet cleanly when the first message of the next page (after the last page's messages
+  seen again, when messages arrived above and say so with their messageId: passed once) is of
+  another second than the last page's last message, and `total` did not fall. A `total` that fell
+  may mean that messages deleted above moved unread ones onto the page already read: the seconds on
+  both sides of the boundary are then read again as one run, and what lies between is passed.
+- Messages of one second come in no order the API promises: the last second of what was read is
+  held back (a run) until a message of another second follows, and when a page boundary cut it (or
+  `total` fell at a boundary inside it), it is read whole in one window, between messages of the
+  seconds before and after it. A run larger than one answer can hold is read across pages in
+  passes, deduplicated, until two passes agree (a stable order) or every position is accounted for:
+  never an error that the next sync would meet again. Messages without a usable time (missing, 0,
+  negative) that share a value are a run too.
+- A read ends at a short or empty page, or where `total` says when it never changed during the read,
+  or before the last page on evidence (`stops_early`). An API that ignores `page` is read in one
+  answer of the largest size when the conversation fits in it.
+- Identical messages without a messageId (two inbound texts of one second) are two messages: the
+  second one is passed with OCCURRENCE 2 (records.MessageFields gives it an `id` of its own).
 
-Components are shared by every phone and called from several threads at once: what a read
-remembers is kept per phone (`READS`), under a lock, and dropped when its read ends.
+What reading more cannot settle (the conversation keeps moving under the read) fails the phone with
+PagingError, naming the phone and the page; its cursor stays where it was, and the next sync reads it
+again. What was read more, and why, is said once per read, when it ends (`notes`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
-from dataclasses import InitVar, dataclass, field
-from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
-from urllib.parse import parse_qs, urlsplit
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
-import requests
 from airbyte_cdk.models import FailureType
-from airbyte_cdk.sources.declarative.extractors.record_filter import RecordFilter
-from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
-from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
-    PaginationStrategy,
-)
-from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
-
-from source_smstools.components.context import sync_of
 
 logger = logging.getLogger("airbyte")
 
 MAX_LIMIT = 2000  # the API's largest page
-ATTEMPTS = 3  # re-reads of one boundary before the phone fails
-EXTRA_PAGES = 10  # pages beyond what the first page's total allows (messages that arrive during the read)
-MAX_WINDOWS = 50  # re-reads in one phone's read
+ATTEMPTS = 3  # windows of one boundary or run, each wider, before another way is taken
+PASSES = 12  # passes over a run larger than one answer
+MAX_PAGES = 100_000  # a bound no conversation reaches: a backend that never stops paging
+OCCURRENCE = "__occurrence"  # on the second (third, ...) of identical messages, for records.MessageFields
+
+Ask = Tuple[int, int]  # (page, limit)
+Key = Tuple[Any, ...]
 
 
 def seconds(value: Any) -> Optional[int]:
@@ -59,7 +60,7 @@ def seconds(value: Any) -> Optional[int]:
     return None
 
 
-def key(message: Any) -> Tuple[Any, ...]:
+def key(message: Any) -> Key:
     """What tells two messages apart (the fields the connector's `id` is made of), as sent."""
     if not isinstance(message, dict):
         return (repr(message),)
@@ -68,18 +69,23 @@ def key(message: Any) -> Tuple[Any, ...]:
     )
 
 
-def asked(url: str) -> Tuple[str, int, Optional[int]]:
-    """The phone, the page and the limit of a conversation request, from its URL."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    phone = parts.path.rstrip("/").rsplit("/", 1)[-1]
-    page = int((query.get("page") or ["1"])[-1])
-    limit = query.get("limit")
-    return phone, page, int(limit[-1]) if limit else None
+def second(message: Any) -> Any:
+    """The second a message belongs to: its time; for a time that is none (missing, 0, negative, not
+    a number), the value as sent, so that the messages sharing such a value are one run too. (A
+    backend may store such values anywhere: no order is assumed among them.)"""
+    value = message.get("unixDatetime") if isinstance(message, dict) else None
+    at = seconds(value)
+    return at if at is not None and at > 0 else ("none", repr(value))
 
 
-def window(lo: int, hi: int) -> Optional[Tuple[int, int]]:
+def named(message: Any) -> bool:
+    """Whether a message has a messageId (two with one key are then one message, seen twice)."""
+    return isinstance(message, dict) and message.get("messageId") not in (None, "", False)
+
+
+def window(lo: int, hi: int) -> Optional[Ask]:
     """The page and limit of the smallest page that holds positions lo..hi (0-based) whole."""
+    lo = max(lo, 0)
     for limit in range(hi - lo + 1, MAX_LIMIT + 1):
         start = (lo // limit) * limit
         if start + limit > hi:
@@ -87,8 +93,39 @@ def window(lo: int, hi: int) -> Optional[Tuple[int, int]]:
     return None
 
 
+def overlap(before: list, messages: list) -> int:
+    """How many of the last messages of `before` the list `messages` starts with (seen again), by
+    their keys; only the messages of the first message's second can start it."""
+    if not before or not messages:
+        return 0
+    first, at = key(messages[0]), _time(messages[0])
+    for k in range(min(len(before), len(messages)), 0, -1):
+        candidate = before[-k]
+        if _time(candidate) == at and key(candidate) == first and _keys(before[len(before) - k :]) == _keys(messages[:k]):
+            return k
+    return 0
+
+
+def _time(message: Any) -> Any:
+    return message.get("unixDatetime") if isinstance(message, dict) else None
+
+
+def _keys(messages: list) -> List[Key]:
+    return [key(m) for m in messages]
+
+
+def _same(messages: list, before: list) -> bool:
+    """Whether a page holds the messages of the page before (a repeated page), in any order: one
+    second's messages may come in another order on every answer."""
+    if not messages or len(messages) != len(before):
+        return False
+    if key(messages[0]) == key(before[0]) and _keys(messages) == _keys(before):
+        return True
+    return Counter(_keys(messages)) == Counter(_keys(before))
+
+
 class PagingError(AirbyteTracedException):
-    """An answer that breaks what paging relies on: the phone fails, its cursor stays where it was."""
+    """What paging cannot go on from: the phone fails, its cursor stays where it was."""
 
     def __init__(self, phone: str, page: int, what: str) -> None:
         message = f"Phone {phone}, page {page}: {what}; its cursor stays where it was, the next sync reads it again."
@@ -96,231 +133,630 @@ class PagingError(AirbyteTracedException):
 
 
 @dataclass
-class Reread:
-    """The region around the boundary before `page`: the messages of seconds `newest`..`oldest`,
-    at positions about `lo`..`hi` when planned, of which `passed` were already passed on."""
+class Reply:
+    """A conversation answer as paging needs it: what was asked, and what came."""
 
-    page: int
-    newest: int
-    oldest: int
-    lo: int
-    hi: int
-    passed: set
-    why: str
-    attempts: int = 0
-    asked: Tuple[int, int] = (0, 0)  # (page, limit) of the request
-
-    def plan(self) -> Optional[Tuple[int, int]]:
-        margin = 2 ** self.attempts  # wider at each attempt: the region may still be moving
-        found = window(max(0, self.lo - margin), self.hi + margin)
-        if found:
-            self.asked = found
-        return found
+    ask: Ask
+    page: Any  # the page the answer says it is
+    total: Any
+    messages: list
 
 
 @dataclass
-class Read:
-    """One phone's read so far."""
+class Run:
+    """The messages at the end of what was read, of its last second (or, where `total` fell at a
+    boundary inside it, of the seconds around that boundary), held back until a message of an older
+    second follows; read whole when a page boundary cut it (`split`).
 
-    size: int
-    total: int  # as the first page said it
-    last_total: int = 0
-    page: int = 0  # the last page of `size` read
-    count: int = 0  # its messages
-    first: Tuple[Any, ...] = ()  # its first message
-    tail: List[Tuple[Optional[int], Tuple[Any, ...]]] = field(default_factory=list)  # its last messages
-    reread: Optional[Reread] = None
-    windows: int = 0
-    after: Optional[int] = None  # the page to ask for once the re-read is done (None: the end)
-    held: list = field(default_factory=list)  # messages older than the cursor, passed if a newer one follows
-    decided: bool = False  # `after` is decided
+    Its place in an answer is between its neighbours, each known by its second: `above`, that of
+    the message before it, and `below`, that of the message after it (for messages without a time,
+    the value they share); `before` and `after` are those messages' keys, None at the conversation's
+    start and end."""
 
+    first: Any  # its first (newest) second
+    last: Any  # its last second, while it goes on
+    members: list
+    start: int  # the position of its first message, in the listing as now read
+    above: Any
+    before: Optional[Key]
+    page: int  # the page it starts on
+    split: bool = False
+    end: int = 0  # the position of its last message, once it ends
+    below: Any = None
+    after: Optional[Key] = None
+    moved: int = 0  # how far `total` moved while it was read
+    counted: Counter = field(default_factory=Counter)  # each member, as often as one answer held it
 
-class Reads:
-    """The reads in progress, one per phone."""
+    def add(self, members: list) -> None:
+        """Members of one answer."""
+        self.members += members
+        self.counted |= Counter(key(m) for m in members)
 
-    def __init__(self) -> None:
-        self._reads: dict[str, Read] = {}
-        self._lock = threading.Lock()
-
-    def get(self, phone: str) -> Optional[Read]:
-        with self._lock:
-            return self._reads.get(phone)
-
-    def start(self, phone: str, read: Read) -> Read:
-        with self._lock:
-            self._reads[phone] = read
-        return read
-
-    def end(self, phone: str) -> None:
-        with self._lock:
-            self._reads.pop(phone, None)
-
-
-READS = Reads()
-
-
-# -- what each answer holds ----------------------------------------------------------------------
-
-
-def messages_to_pass(url: str, body: Mapping[str, Any], size: int) -> list:
-    """The messages of a conversation answer to pass on, after checking what the answer says
-    against what was asked and what was read before. Raises PagingError on what paging cannot go
-    on from."""
-    phone, page, limit = asked(url)
-    try:
-        return _to_pass(phone, page, limit, body, size)
-    except PagingError:
-        READS.end(phone)  # what the read remembered goes with it
-        raise
-
-
-def _to_pass(phone: str, page: int, limit: Optional[int], body: Mapping[str, Any], size: int) -> list:
-    messages = body["conversation"]
-    if body["page"] != page:
-        raise PagingError(phone, page, f"the answer says it is page {body['page']}, not the page asked for")
-    read = READS.get(phone)
-    if read is not None and read.reread is not None and (page, limit) == read.reread.asked:
-        return _reread(phone, read, body, messages)
-    if page == 1 or read is None:
-        read = READS.start(phone, Read(size=limit or size, total=body["total"]))
-    elif page != read.page + 1:
-        raise PagingError(phone, page, f"asked out of turn (page {read.page} was the last read)")
-    else:
-        messages = _boundary(phone, read, page, body, messages)
-    read.page, read.last_total, read.decided = page, body["total"], False
-    read.count, read.first = len(body["conversation"]), key(body["conversation"][0]) if body["conversation"] else ()
-    read.tail = _tail(body["conversation"], read.tail)
-    return messages
-
-
-def _at(message: Any) -> Optional[int]:
-    return seconds(message.get("unixDatetime")) if isinstance(message, dict) else None
-
-
-def _tail(messages: list, before: list) -> list:
-    """The last messages of a page: the last one and those of the same second before it."""
-    if not messages:
-        return before
-    last = _at(messages[-1])
-    tail = []
-    for message in reversed(messages):
-        if tail and (last is None or _at(message) != last):
-            break
-        tail.append((last, key(message)))
-        if len(tail) >= MAX_LIMIT:
-            break
-    tail.reverse()
-    return tail
-
-
-def _boundary(phone: str, read: Read, page: int, body: Mapping[str, Any], messages: list) -> list:
-    """Page `page` (after `read.page`): the messages to pass, and the re-read of the boundary
-    between them planned when the pages show that something moved."""
-    repeated = messages and len(messages) == read.count and key(messages[0]) == read.first and key(messages[-1]) == read.tail[-1][1]
-    if repeated and body["total"] - read.last_total < len(messages):  # not as many new ones above: no shift
-        raise PagingError(phone, page, f"the answer repeats page {read.page} ({len(messages)} messages)")
-    last_at = read.tail[-1][0] if read.tail else None
-    if last_at is None:
-        return messages  # a page that ends in a message without a usable time: nothing to compare
-    seen = {k for _, k in read.tail}
-    # Messages newer than the last page's last: messages were inserted above since it was read,
-    # and these were read already (or are out of order): passed again, which loses nothing.
-    newer = 0
-    while newer < len(messages) and (_at(messages[newer]) or 0) > last_at:
-        newer += 1
-    # the last page's last messages again, after those: passed once
-    rest = messages[:newer] + [m for m in messages[newer : newer + len(seen)] if key(m) not in seen] + messages[newer + len(seen) :]
-    why = _moved(read, body, messages, newer, last_at, seen)
-    if why is not None:
-        _plan_reread(phone, read, page, body, messages, newer, last_at, seen, why)
-    return rest
-
-
-def _moved(read: Read, body: Mapping[str, Any], messages: list, newer: int, last_at: int, seen: set) -> Optional[str]:
-    """Why the boundary before `messages` must be read again, or None when the pages prove it whole."""
-    first_at = _at(messages[newer]) if newer < len(messages) else None
-    head = newer
-    while head < len(messages) and _at(messages[head]) == last_at:
-        head += 1
-    if newer == 0 and first_at == last_at:
-        # One second's messages on both sides of the boundary, in an order that may differ from
-        # one answer to the next: some could be on neither page. Unless they are the last page's
-        # last messages again, and as many new ones arrived: messages inserted above.
-        inserted = body["total"] > read.last_total and all(key(m) in seen for m in messages[newer:head])
-        return None if inserted else "messages of one second are on both sides of the boundary"
-    shrunk = read.last_total - body["total"]
-    if shrunk > 0 and not any(key(m) in seen for m in messages[: newer + len(seen)]):
-        # messages deleted above move unread ones up, onto the page already read
-        return f"the conversation shrank from {read.last_total} to {body['total']} messages while it was read"
-    return None
-
-
-def _plan_reread(
-    phone: str, read: Read, page: int, body: Mapping[str, Any], messages: list, newer: int, last_at: int, seen: set, why: str
-) -> None:
-    """The re-read of the region between the last page's last second and this page's first one:
-    positions from the last page's tail (and as far up as the shrink may have moved it) to this
-    page's first second."""
-    first_at = _at(messages[newer]) if newer < len(messages) else None
-    if newer < len(messages) and (first_at is None or first_at > last_at):
-        raise PagingError(phone, page, f"{why}, and the messages at the boundary are not in newest-first order")
-    oldest = first_at if first_at is not None else -(10**18)  # an empty page: to the end
-    head = newer
-    while head < len(messages) and _at(messages[head]) == oldest:
-        head += 1
-    start = (page - 1) * read.size
-    shrunk = max(read.last_total - body["total"], 0)
-    read.reread = Reread(
-        page=page, newest=last_at, oldest=oldest, lo=start - len(read.tail) - shrunk, hi=start + head - 1,
-        passed=seen | {key(m) for m in messages[newer:head]}, why=why,
-    )
-    if read.reread.plan() is None:
-        raise PagingError(phone, page, f"{why}, and the messages around it do not fit one page")
-
-
-def _reread(phone: str, read: Read, body: Mapping[str, Any], messages: list) -> list:
-    """The answer to a re-read of a boundary: the messages of its region not passed yet, once the
-    answer holds the region whole (a message of another second on either side of it, or the start
-    or the end of the conversation)."""
-    reread = read.reread
-    page, limit = reread.asked
-    read.windows += 1
-    region: list = []
-    before = page == 1  # the start of the conversation: nothing before it
-    after = None
-    for message in messages:
-        at = _at(message)
-        if at is None:
-            after = False  # no time to place it by
-            break
-        if not region and at > reread.newest:
-            before = True
-        elif reread.oldest <= at <= reread.newest:
-            region.append(message)
-        else:
-            after = at < reread.oldest  # False: newer after the region, not newest first
-            break
-    if after is None:  # no message after the region: whole only at the end of the conversation
-        after = len(messages) < limit or page * limit >= body["total"]
-    if before and after:
-        read.reread = None
-        new = [m for m in region if key(m) not in reread.passed]
-        if new:
-            logger.warning(
-                f"Phone {phone}, page {reread.page}: {reread.why}; messages found by reading the boundary again: "
-                f"{len(new)} (page {page} of {limit} messages)."
-            )
-        return new
-    reread.attempts += 1
-    if reread.attempts >= ATTEMPTS or read.windows >= MAX_WINDOWS or reread.plan() is None:
-        raise PagingError(
-            phone, reread.page, f"{reread.why}, and {reread.attempts} re-reads of the boundary did not hold its messages whole"
+    def timed(self) -> bool:
+        """Whether seconds bound it: its own, and its neighbours', where they have one, on either
+        side of them."""
+        return (
+            isinstance(self.first, int) and isinstance(self.last, int)
+            and (not isinstance(self.above, int) or self.above > self.first)
+            and (not isinstance(self.below, int) or self.below < self.last)
         )
-    return []
+
+    def bounds(self) -> Tuple[float, float]:
+        """The seconds its span lies strictly between: its neighbours', or, where a neighbour has
+        none (no time, or none there), just beyond its own first and last."""
+        top = self.above if isinstance(self.above, int) else (math.inf if self.before is None else self.first + 1)
+        bottom = self.below if isinstance(self.below, int) else (-math.inf if self.after is None else self.last - 1)
+        return top, bottom
+
+    def holds(self, message: Any) -> bool:
+        """Whether a message of an answer is one of the run's."""
+        at = second(message)
+        if not self.timed():
+            return at == self.first
+        top, bottom = self.bounds()
+        return isinstance(at, int) and bottom < at < top
+
+    def region(self, messages: list, ask: Ask) -> Optional[Tuple[int, int]]:
+        """Where it lies in an answer, between its neighbours, when the answer shows where both are:
+        the first and last index of what is between them (its messages, and any that moved in
+        between; none, when all of them went). A neighbour is known by its second (for messages
+        without a time, by the value they share); the conversation's start and end by the answer's.
+        Where a neighbour's value recurs (messages without a time here and there), the place that
+        holds most of the run's messages as read, and of those the nearest to them, is taken."""
+        page, limit = ask
+        n = len(messages)
+        ordered = isinstance(self.above, int) and self.timed()
+        if self.before is None:
+            starts = [0] if page == 1 else []
+        elif isinstance(self.above, int):  # one second's messages are together: after the last of them
+            above = [i for i, m in enumerate(messages) if self._is_above(m)]
+            starts = [above[-1] + 1] if above else []
+        else:
+            starts = [i + 1 for i, m in enumerate(messages) if self._is_above(m)]
+        found = []
+        for start in starts:
+            end = self._end(messages, start, n < limit)
+            if end is None or (ordered and any(self._is_above(m) for m in messages[start : end + 1])):
+                continue
+            found.append((self._likeness(messages[start : end + 1]), start, end))
+        if not found:
+            return None
+        found.sort(key=lambda f: (-f[0], -f[1]))  # the most alike; of those, the nearest to its messages
+        return found[0][1], found[0][2]
+
+    def _end(self, messages: list, start: int, ends: bool) -> Optional[int]:
+        """The last index before its neighbour below, from `start` (or the conversation's end)."""
+        if self.after is None:
+            return len(messages) - 1 if ends else None
+        below = next((j for j in range(start, len(messages)) if self._is_below(messages[j])), None)
+        return below - 1 if below is not None else None
+
+    def _likeness(self, region: list) -> int:
+        """How many of the run's messages as read a region holds."""
+        return sum((Counter(key(m) for m in region) & Counter(key(m) for m in self.members)).values())
+
+    def _is_above(self, message: Any) -> bool:
+        """Whether a message is of its neighbour's above, or newer (where seconds order them)."""
+        at = second(message)
+        if isinstance(self.above, int) and self.timed():
+            return isinstance(at, int) and at >= self.above
+        return self.above is not None and at == self.above
+
+    def _is_below(self, message: Any) -> bool:
+        at = second(message)
+        if isinstance(self.below, int) and self.timed():
+            return isinstance(at, int) and at <= self.below
+        return self.below is not None and at == self.below
 
 
-# -- which page next ---------------------------------------------------------------------------
+def _past(messages: list, run: Run) -> bool:
+    """Whether an answer holds messages after the run's (older, or without a time after its own)."""
+    where = [i for i, m in enumerate(messages) if run.holds(m)]
+    return bool(where) and where[-1] + 1 < len(messages)
+
+
+@dataclass
+class Step:
+    """A request beyond the pages of the read's size: a window of a run (`run`), passes over a run
+    larger than one answer (`passes`), or the whole conversation in one answer (`whole`)."""
+
+    kind: str
+    ask: Ask
+    run: Optional[Run] = None
+    attempts: int = 0
+    page: int = 0  # the page whose run (or whose answer) this is
+    why: str = ""  # `whole`: what the page answered
+    # passes
+    todo: List[Ask] = field(default_factory=list)
+    found: list = field(default_factory=list)  # this pass's members, in the order read
+    done: List[List[Key]] = field(default_factory=list)  # each pass's keys, in order
+    most: Counter = field(default_factory=Counter)  # each key, as often as one answer held it
+    example: Dict[Key, Any] = field(default_factory=dict)
+    stale: int = 0  # passes in a row that found nothing new
+    totals: set = field(default_factory=set)  # the totals its answers said (more than one: it moved)
+
+
+class Read:
+    """One phone's read of its conversation in one sync. `next` is the request to make (None: the
+    read is over); `take(answer)` gives the messages of the answer to that request to pass.
+
+    `lower`: the oldest time to pass (the cursor minus the lookback; None: every message);
+    `upper`: the sync's clock (a message dated later is passed with its time emptied)."""
+
+    def __init__(self, phone: str, size: int, lower: Optional[int] = None, upper: Optional[int] = None) -> None:
+        self.phone, self.size, self.lower, self.upper = phone, size, lower, upper
+        self.next: Optional[Ask] = (1, size)
+        self.page = 0  # the last page of `size` read
+        self.total: Optional[int] = None  # as the last such page said it
+        self.changed = 0  # pages whose total was not the one before
+        self.prev: list = []  # the messages of the last page read
+        self.last: Optional[Key] = None  # the last message read before the held run: its key
+        self.last_at: Any = None  # and its second
+        self.run: Optional[Run] = None
+        self.plans: Deque[Step] = deque()
+        self.after: Optional[Ask] = None  # the page to ask for once the plans are done
+        self.ending = False  # the read ends once the plans are done
+        self.held: list = []  # messages older than `lower`, passed if a newer one follows
+        self.early: Optional[Counter] = Counter()  # the keys passed, while they fit one answer
+        self.passed = 0
+        self.recent: Deque[Key] = deque()  # the keys of the last messages passed, as many as two answers hold
+        self.recently: Counter = Counter()
+        self.occurrences: Counter = Counter()  # the unnamed keys passed of the second `counting`
+        self.counting: Any = None
+        self.timeless: Counter = Counter()  # the unnamed keys passed without a usable time
+        self.extra = 0  # requests beyond the pages of `size`
+        self.counts: Counter = Counter()  # what was read more, and why, for `notes`
+        self.odd = self.later = 0
+        self.ignored = ""  # what an answer that ignored `page` said
+
+    # -- an answer in ---------------------------------------------------------------------------
+
+    def take(self, answer: Reply) -> list:
+        """The messages of `answer` (to the request `next` named) to pass; sets `next`."""
+        if answer.ask != self.next:
+            raise PagingError(self.phone, answer.ask[0], f"asked out of turn (page {self.page} was the last read)")
+        if self.plans:
+            self.extra += 1
+            plan = self.plans[0]
+            step = {"run": self._run_read, "passes": self._passed, "whole": self._whole}[plan.kind]
+            return step(plan, answer)
+        return self._page(answer)
+
+    def _page(self, answer: Reply) -> list:
+        page, messages = answer.ask[0], answer.messages
+        if answer.page != page:
+            return self._whole_plan(page, f"the answer says it is page {answer.page}, not the page asked for")
+        if page > 1 and self._repeats(messages, answer.total):
+            return self._whole_plan(page, f"the answer repeats page {self.page} ({len(messages)} messages)")
+        out: list = []
+        skip = 0
+        if page > 1:
+            above, skip = self._above(messages, answer.total - self.total)
+            if skip and not above and answer.total - self.total < skip:
+                # messages read already, newer than where the read is, with not as many new ones above:
+                # an earlier page again
+                return self._whole_plan(page, f"the answer repeats messages of earlier pages ({skip} messages)")
+            out += self._emit(above)
+            skip += self._seen_again(messages[skip:], answer.total - self.total)
+        fell = page > 1 and answer.total < self.total
+        run = self.run
+        if self.total is not None and answer.total != self.total:
+            self.changed += 1
+            if run is not None:
+                run.moved += abs(answer.total - self.total)
+        if run is not None:
+            run.start += skip  # the messages that arrived above moved it down
+        self.total_before = self.total if self.total is not None else answer.total
+        self.page, self.total, self.prev = page, answer.total, messages
+        start = (page - 1) * self.size
+        i = skip
+        if run is not None:
+            if not isinstance(run.last, int) and answer.total > self.total_before:
+                i = self._before_timeless(run, messages, i, answer.total - self.total_before)
+            i = self._join(run, messages, i, fell)
+            if i < len(messages):
+                self.run = None
+                run.end, run.below, run.after = start + i - 1, second(messages[i]), key(messages[i])
+                out += self._ended(run)
+        out += self._rest(messages[i:], start + i)
+        return out + self._decide(answer)
+
+    def _repeats(self, messages: list, total: Any) -> bool:
+        """Whether the page is the last page again (an API that ignores `page`), not as many new
+        messages having arrived above; identical messages all of the held run's second are that
+        second going on (twins), read with it."""
+        if not _same(messages, self.prev) or total - self.total >= len(messages):
+            return False
+        twins = self.run is not None and all(not named(m) and second(m) == self.run.last for m in messages)
+        return not twins
+
+    def _above(self, messages: list, grew: int) -> Tuple[list, int]:
+        """The page's first messages that belong above what was read, being newer than its last
+        second: where `total` grew, messages inserted since the last page was read, and that page's
+        own messages moved down by them (passed over). Those newer than the whole held run are
+        passed; those between it and its neighbour above are its own now, and the run is read whole.
+        Where `total` did not grow, messages read already there are an earlier page again (the whole
+        page of them is counted), and new ones are no insertion: the last page's last second was out
+        of order, and the page goes on as it is."""
+        run = self.run
+        if run is None:
+            edge = self.last_at + 1 if isinstance(self.last_at, int) else None
+        elif isinstance(run.last, int):
+            edge = run.last + 1
+        else:  # a run of messages without a time: what is newer than its neighbour above
+            edge = run.above if isinstance(run.above, int) else None
+        if edge is None:
+            return [], 0
+        i = 0
+        while i < len(messages) and isinstance(second(messages[i]), int) and second(messages[i]) >= edge:
+            i += 1
+        if not i:
+            return [], 0
+        seen = {key(m) for m in self.prev} | {key(m) for m in run.members} if run is not None else {key(m) for m in self.prev}
+        new = [m for m in messages[:i] if key(m) not in seen and not self.recently[key(m)]]
+        if grew <= 0:
+            return ([], i) if not new else ([], 0)
+        if run is None or not isinstance(run.first, int):
+            return new, i
+        top = run.above if isinstance(run.above, int) else (math.inf if run.before is None else run.first + 1)
+        inside = [m for m in new if second(m) < top]
+        if inside:
+            run.add(inside)
+            run.split = True
+        return [m for m in new if second(m) >= top], i
+
+    def _seen_again(self, messages: list, grew: int) -> int:
+        """How many of the page's first messages are the last page's again because as many arrived
+        above (`total` grew by at least as many). Of those, the ones without a messageId at the end,
+        of the held run's second, may instead be twins of theirs in another order: they are read with
+        the run (whole), not passed over."""
+        again = overlap(self.prev, messages)
+        if not again or grew < again:
+            return 0
+        run = self.run
+        while again and run is not None and not named(messages[again - 1]) and second(messages[again - 1]) == run.last:
+            again -= 1
+        return again
+
+    def _before_timeless(self, run: Run, messages: list, i: int, grew: int) -> int:
+        """A held run of messages without a time, and a page that does not begin with it after
+        messages arrived: no second says where the new ones belong, so the run's value is looked for
+        among the page's first messages, as many as arrived. What comes before it is between the run
+        and its neighbour above: the run is read whole with it (its window holds both)."""
+        found = next((j for j in range(i, min(len(messages), i + grew + 1)) if second(messages[j]) == run.last), None)
+        if found is None or found == i:
+            return i
+        run.split = True
+        return found
+
+    def _join(self, run: Run, messages: list, i: int, fell: bool) -> int:
+        """The page's first messages that belong to the held run: those of its last second (a
+        boundary cut it), and, where `total` fell at this boundary, the page's first second too."""
+        if fell:
+            run.split = True  # messages of its second may have moved up onto the page already read
+            if i < len(messages) and isinstance(run.last, int) and isinstance(second(messages[i]), int):
+                run.last = second(messages[i])
+        j = i
+        while j < len(messages) and second(messages[j]) == run.last:
+            j += 1
+        if j > i:
+            run.add(messages[i:j])
+            run.split = True
+        return j
+
+    def _ended(self, run: Run) -> list:
+        """A run followed by a message of an older second: passed as read when no boundary cut it,
+        else read whole."""
+        self.last, self.last_at = (key(run.members[-1]), run.last) if run.members else (self.last, self.last_at)
+        if run.split:
+            self._plan_run(run, 0)
+            return []
+        return self._emit(run.members)
+
+    def _rest(self, messages: list, start: int) -> list:
+        """Messages after the held run: passed, but for those of the last second, held as the new run
+        (the next page may go on with it)."""
+        if not messages:
+            return []
+        at = second(messages[-1])
+        cut = len(messages)
+        while cut > 0 and second(messages[cut - 1]) == at:
+            cut -= 1
+        out = self._emit(messages[:cut])
+        if cut:
+            self.last, self.last_at = key(messages[cut - 1]), second(messages[cut - 1])
+        if not self._kept(at):
+            self.last, self.last_at = key(messages[-1]), at
+            return out + self._emit(messages[cut:])
+        top = start + cut == 0
+        self.run = Run(
+            first=at, last=at, members=[], start=start + cut, page=self.page,
+            above=None if top else self.last_at, before=None if top else self.last,
+        )
+        self.run.add(messages[cut:])
+        return out
+
+    def _kept(self, at: Any) -> bool:
+        """Whether a second's messages are passed at all: one older than `lower` is not held as a run
+        (a time that is none, 0 or negative places nothing: always passed)."""
+        return not isinstance(at, int) or at <= 0 or self.lower is None or at >= self.lower
+
+    # -- the end of a page: what next ------------------------------------------------------------
+
+    def _decide(self, answer: Reply) -> list:
+        page, messages = answer.ask[0], answer.messages
+        ends = not messages or len(messages) < self.size
+        if not messages and answer.total > (page - 1) * self.size:
+            self.counts["empty"] = page
+        if not ends and self.changed == 0 and page * self.size >= answer.total:
+            ends = True  # the total never changed during the read: trusted
+        if not ends and stops_early(messages, self.lower, self.upper):
+            ends = True
+        if not ends and page >= MAX_PAGES:
+            raise PagingError(self.phone, page + 1, f"more than {MAX_PAGES} pages")
+        self.after, self.ending = (None, True) if ends else ((page + 1, self.size), False)
+        return self._go_on()
+
+    def _go_on(self) -> list:
+        """The next request: the first plan's, else the page decided, else the end (where a held run
+        that a boundary cut is read whole first)."""
+        if self.plans:
+            self.next = self.plans[0].ask
+            return []
+        if not self.ending:
+            self.next = self.after
+            return []
+        run, self.run = self.run, None
+        if run is not None:
+            run.end = run.start + len(run.members) - 1
+            out = self._ended(run)
+            if self.plans:
+                return out + self._go_on()
+        else:
+            out = []
+        self.next = None
+        return out
+
+    def _done(self, out: list) -> list:
+        self.plans.popleft()
+        return out + self._go_on()
+
+    def _instead(self, plan: Step) -> None:
+        """`plan` in place of the first plan (another attempt, or another way)."""
+        self.plans[0] = plan
+
+    # -- a run read whole -------------------------------------------------------------------------
+
+    def _plan_run(self, run: Run, attempts: int, replace: bool = False) -> None:
+        margin = 2 ** (attempts + 1) + run.moved
+        ask = window(run.start - 1 - margin, run.end + 1 + margin) if attempts < ATTEMPTS else None
+        plan = self._passes_plan(run) if ask is None else Step("run", ask, run=run, attempts=attempts, page=run.page)
+        if replace:
+            self._instead(plan)
+        else:
+            self.plans.append(plan)
+
+    def _run_read(self, plan: Step, answer: Reply) -> list:
+        """A window of a run: its messages, once one answer holds them all together between its
+        neighbours; else a wider window, then passes."""
+        run, messages = plan.run, answer.messages
+        found = run.region(messages, answer.ask)
+        if found is not None:
+            first, last = found
+            self.counts["runs"] += 1
+            held = self.run
+            if held is not None and run.after is not None and held.members and key(held.members[0]) == run.after:
+                # the run held now begins where this one ended: messages of its second may have moved
+                # in before it (this answer shows where it begins, not all of it), and what comes
+                # before it is what this answer shows there
+                held.split = True
+                held.above, held.before = second(messages[last]), key(messages[last])
+            return self._done(self._emit(messages[first : last + 1]))
+        if run.after is None and len(messages) == answer.ask[1] and _past(messages, run):
+            # the pages said the conversation ends with this run, and this answer goes on after it:
+            # pages that are not what was asked for
+            return self._whole_plan(plan.page, "the pages end where an answer of another size goes on")
+        self._plan_run(run, plan.attempts + 1, replace=True)
+        return self._go_on()
+
+    # -- a run larger than one answer, in passes ---------------------------------------------
+
+    def _passes_plan(self, run: Run) -> Step:
+        plan = Step("passes", (0, 0), run=run, page=run.page)
+        plan.most = Counter(run.counted)  # the pages read are one pass already
+        plan.done.append([key(m) for m in run.members])
+        for m in run.members:
+            plan.example.setdefault(key(m), m)
+        self._next_pass(plan)
+        return plan
+
+    def _next_pass(self, plan: Step) -> None:
+        run = plan.run
+        limit = MAX_LIMIT - len(plan.done) % 3  # the cuts between answers move from one pass to the next
+        lo, hi = max(run.start - 1 - run.moved, 0), run.end + 1 + run.moved
+        plan.todo = [(p, limit) for p in range(lo // limit + 1, hi // limit + 2)]
+        plan.found = []
+        plan.ask = plan.todo.pop(0)
+
+    def _passed(self, plan: Step, answer: Reply) -> list:
+        """One answer of a pass over a large run: its members counted; once the pass is over, the
+        run is settled when two passes agree (a stable order: the members by position), or when every
+        position is accounted for, or, the conversation moving, when passes stop finding anything new;
+        else the next pass."""
+        run = plan.run
+        members = [m for m in answer.messages if run.holds(m)]
+        plan.found += members
+        plan.totals.add(answer.total)
+        counts = Counter(key(m) for m in members)
+        grew = any(n > plan.most[k] for k, n in counts.items())
+        plan.most |= counts
+        for m in members:
+            plan.example.setdefault(key(m), m)
+        plan.stale = 0 if grew else plan.stale
+        if plan.todo:
+            plan.ask = plan.todo.pop(0)
+            self.next = plan.ask
+            return []
+        if run.after is None and len(answer.messages) >= answer.ask[1]:
+            # the run ends the conversation, and the answer that reaches past its end is full: pages
+            # that are not what was asked for
+            return self._whole_plan(plan.page, "the pages end where an answer of another size goes on")
+        order = [key(m) for m in plan.found]
+        # two passes alike, the conversation still: the members by position (identical ones too)
+        stable = order == plan.done[-1] and len(plan.totals) == 1 and not run.moved
+        plan.done.append(order)
+        plan.stale = 0 if grew else plan.stale + 1
+        size = run.end - run.start + 1
+        whole = run.moved == 0 and len(plan.totals) == 1 and sum(plan.most.values()) >= size
+        if stable or whole or plan.stale >= 3 or (len(plan.done) > PASSES and not run.moved):
+            self.counts["large runs"] += 1
+            self.counts["passes"] += len(plan.done) - 1
+            members = plan.found if stable else [dict(plan.example[k]) for k, n in plan.most.items() for _ in range(n)]
+            self.counts["largest run"] = max(self.counts["largest run"], len(members))
+            if not (stable or whole):
+                # passes that find nothing new find nothing more: what the answers cannot show is
+                # how many identical messages (no messageId) one second holds beyond what one answer does
+                self.counts["unverified"] += size - len(members) if size > len(members) else 0
+                self.counts["unverified runs"] += 1
+            return self._done(self._emit(members))
+        if len(plan.done) > PASSES:
+            raise PagingError(
+                self.phone, run.page,
+                f"{size} messages of one second, more than one answer holds, came in another order on each of "
+                f"{PASSES} passes over them while the conversation moved, and the passes did not find them all",
+            )
+        self._next_pass(plan)
+        self.next = plan.ask
+        return []
+
+    # -- an API that ignores `page` ---------------------------------------------------------
+
+    def _whole_plan(self, page: int, what: str) -> list:
+        """The conversation in one answer of the largest size, when what was passed so far is known
+        (it fits one answer); else the phone fails: no other request reaches further."""
+        if self.early is None or (self.size >= MAX_LIMIT and not self.plans):
+            raise PagingError(self.phone, page, what)
+        self.ignored = what
+        self.plans.clear()
+        self.plans.append(Step("whole", (1, MAX_LIMIT), page=page, why=what))
+        self.next = (1, MAX_LIMIT)
+        return []
+
+    def _whole(self, plan: Step, answer: Reply) -> list:
+        """The conversation in one answer: what was not passed yet, when it holds the whole of it."""
+        if answer.page != 1 or len(answer.messages) >= MAX_LIMIT:
+            raise PagingError(
+                self.phone, plan.page, f"{plan.why}, and the conversation does not fit in one answer ({MAX_LIMIT} messages)"
+            )
+        self.counts["ignored"] += 1
+        left = Counter(self.early)
+        out = []
+        for m in answer.messages:
+            k = key(m)
+            if left[k]:
+                left[k] -= 1
+            else:
+                out.append(m)
+        self.plans.clear()
+        self.run, self.next = None, None
+        return self._emit(out)
+
+    # -- messages out ---------------------------------------------------------------------------
+
+    def _emit(self, messages: list) -> list:
+        """The messages to pass, of those read: those older than `lower` held back (passed when a
+        newer one follows: they were out of order), a time later than the sync's clock emptied, and
+        the second (third, ...) of identical unnamed messages of one second marked with OCCURRENCE."""
+        out: list = []
+        for message in messages:
+            at = seconds(message.get("unixDatetime")) if isinstance(message, dict) else None
+            if at is not None and at > 0:
+                if self.lower is not None and at < self.lower:
+                    self.held.append(message)
+                    if len(self.held) > MAX_LIMIT:  # bounded: passed, which loses nothing
+                        out += [self._numbered(m) for m in self.held]
+                        self.held.clear()
+                    continue
+                if self.held:
+                    out += [self._numbered(m) for m in self.held]
+                    self.held.clear()
+            else:
+                self.odd += 1
+            out.append(self._numbered(message))
+        return out
+
+    def _numbered(self, message: Any) -> Any:
+        self.passed += 1
+        k = key(message)
+        if self.early is not None:
+            self.early[k] += 1
+            if self.passed > MAX_LIMIT:
+                self.early = None
+        self.recent.append(k)
+        self.recently[k] += 1
+        if len(self.recent) > 2 * MAX_LIMIT:
+            gone = self.recent.popleft()
+            self.recently[gone] -= 1
+        if not isinstance(message, dict):
+            return message
+        if not named(message):
+            at = second(message)
+            if isinstance(at, int):
+                if at != self.counting:
+                    self.counting, self.occurrences = at, Counter()
+                counts = self.occurrences
+            else:
+                counts = self.timeless
+            counts[k] += 1
+            if counts[k] > 1:
+                message[OCCURRENCE] = counts[k]
+        when = seconds(message.get("unixDatetime"))
+        if when is not None and self.upper is not None and when > self.upper:
+            self.later += 1
+            message["unixDatetime"] = None  # the cursor must not move past messages not read yet
+        return message
+
+    # -- what to say once -----------------------------------------------------------------------
+
+    def notes(self) -> List[str]:
+        """What this read did beyond reading its pages, each said once, when the read ends."""
+        said = []
+        c = self.counts
+        if c["empty"]:
+            said.append(f"an empty page (page {c['empty']}), where the conversation's total promised more; the read ends there")
+        if c["runs"]:
+            said.append(
+                f"{c['runs']} run(s) of messages that a page boundary cut, or where the conversation's total fell, "
+                "were read again whole in one answer"
+            )
+        if c["large runs"]:
+            said.append(
+                f"messages of one second, more than one answer holds (up to {c['largest run']}), were read across "
+                f"pages in {c['passes']} pass(es) and deduplicated"
+            )
+        if c["unverified runs"]:
+            said.append(
+                f"{c['unverified runs']} second(s) of more messages than one answer holds came in another order on "
+                "every answer, and passes over them stopped finding new ones; identical messages without a "
+                f"messageId among them could not all be counted: as many as {c['unverified']} of them may not "
+                "have been read"
+            )
+        if c["ignored"]:
+            said.append(f"{self.ignored}: the conversation was read in one answer of {MAX_LIMIT}")
+        if self.changed:
+            said.append(f"the conversation's total changed on {self.changed} of {self.page} pages while it was read")
+        if self.odd or self.later:
+            what = []
+            if self.odd:
+                what.append(f"{self.odd} with a unixDatetime that is missing, not an integer, 0 or negative (passed as sent)")
+            if self.later:
+                what.append(f"{self.later} with a unixDatetime later than the sync's clock (passed with unixDatetime empty)")
+            said.append(
+                "messages whose time cannot place them: " + "; ".join(what)
+                + ". They are synced, and the phone's cursor does not move past them"
+            )
+        return said
+
 
 
 def stops_early(messages: list, lower: Optional[int], upper: Optional[int]) -> bool:
@@ -339,7 +775,7 @@ def stops_early(messages: list, lower: Optional[int], upper: Optional[int]) -> b
 
     last = []  # the last two usable times, from the end: the usual page is decided by these alone
     for message in reversed(messages):
-        at = _at(message)
+        at = seconds(message.get("unixDatetime")) if isinstance(message, dict) else None
         if usable(at):
             last.append(at)
             if len(last) == 2:
@@ -348,155 +784,9 @@ def stops_early(messages: list, lower: Optional[int], upper: Optional[int]) -> b
         return False
     newer = math.inf
     for message in messages:
-        at = _at(message)
+        at = seconds(message.get("unixDatetime")) if isinstance(message, dict) else None
         if usable(at):
             if at > newer:
                 return False  # not newest first
             newer = at
     return True
-
-
-def bounds(stream_slice: Optional[StreamSlice]) -> Tuple[Optional[int], Optional[int]]:
-    """The slice's start (the cursor minus the lookback, or the start date) and end (the sync's
-    clock), in seconds; None where the slice has none (full refresh)."""
-    cursor = getattr(stream_slice, "cursor_slice", None) or {}
-    return seconds(cursor.get("start_time")), seconds(cursor.get("end_time"))
-
-
-@dataclass
-class ConversationPages(PaginationStrategy):
-    """The next request of a phone's conversation: the next page, a re-read of a boundary
-    (`messages_to_pass`), or none. Tokens are {"page", "limit"}, which the requester sends."""
-
-    config: Config
-    parameters: InitVar[Mapping[str, Any]]
-    page_size: Union[int, str] = 2000
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        size = self.page_size
-        if isinstance(size, str):
-            size = InterpolatedString.create(size, parameters=parameters).eval(self.config)
-        self._page_size = int(size)
-        self._parameters = dict(parameters or {})
-        self._sync = sync_of(self.config)
-
-    @property
-    def initial_token(self) -> Optional[Any]:
-        return None  # the first request carries no `page`: the API starts at 1
-
-    def get_page_size(self) -> Optional[int]:
-        return self._page_size
-
-    def next_page_token(
-        self,
-        response: requests.Response,
-        last_page_size: int,
-        last_record: Optional[Any],
-        last_page_token_value: Optional[Any] = None,
-        page_size_override: Optional[int] = None,
-        stream_slice: Optional[StreamSlice] = None,
-    ) -> Optional[Any]:
-        from source_smstools.components.pages import body_of  # pages imports this module
-
-        phone, page, _ = asked(response.request.url)
-        read = READS.get(phone)
-        if read is None:
-            return None
-        if not read.decided:
-            read.after = self._after(phone, read, body_of(response, self._sync, self._parameters), stream_slice)
-            read.decided = True
-        if read.reread is not None:
-            page, limit = read.reread.asked
-            return {"page": page, "limit": limit}
-        if read.after is None:
-            READS.end(phone)
-            return None
-        return {"page": read.after, "limit": read.size}
-
-    def _after(self, phone: str, read: Read, body: Mapping[str, Any], stream_slice: Optional[StreamSlice]) -> Optional[int]:
-        """The page after `read.page` (the page just read), or None when the read ends there."""
-        messages = body["conversation"]
-        if not messages:
-            if body["total"] > (read.page - 1) * read.size:
-                logger.warning(
-                    f"Phone {phone}, page {read.page}: an empty page, where the conversation's total "
-                    f"({body['total']}) promised more; the phone's read ends here."
-                )
-            return None
-        if read.page * read.size >= body["total"]:
-            return None
-        if stops_early(messages, *bounds(stream_slice)):
-            return None
-        limit = math.ceil(read.total / read.size) + EXTRA_PAGES
-        if read.page + 1 > limit:
-            READS.end(phone)  # raised from the paginator: what the read remembered goes here
-            raise PagingError(
-                phone, read.page + 1,
-                f"more pages than the first page's total ({read.total}) allows at {read.size} a page, "
-                f"plus {EXTRA_PAGES} (the total now says {body['total']})",
-            )
-        return read.page + 1
-
-
-# -- what a message's time means ---------------------------------------------------------------
-
-
-@dataclass
-class MessageTimes(RecordFilter):
-    """The messages of a page to sync: those at or after the slice's start (the cursor minus the
-    lookback, or the start date), and every message whose time cannot place it, which is never
-    dropped: a `unixDatetime` that is missing, not an integer, 0 or negative passes as sent (its
-    `datetime_utc` empty), and one later than the sync's clock passes with `unixDatetime` empty,
-    so that the phone's cursor does not move past messages not read yet (the API's `datetime` text
-    still says what it said). Said once per page, with the phone and the page."""
-
-    def filter_records(
-        self,
-        records: Iterable[Mapping[str, Any]],
-        stream_state: Any,
-        stream_slice: Optional[StreamSlice] = None,
-        next_page_token: Optional[Mapping[str, Any]] = None,
-    ) -> Iterable[Mapping[str, Any]]:
-        lower, upper = bounds(stream_slice)
-        lower = -math.inf if lower is None else lower
-        upper = time.time() if upper is None else upper  # a full refresh's slice has no end: the clock
-        phone = str((getattr(stream_slice, "partition", None) or {}).get("phone", ""))
-        held: Optional[list] = None
-        odd = later = 0
-        for record in records:
-            if held is None:
-                # Messages older than `lower` end a newest-first read: held back, and dropped when
-                # the read ends; one followed by a newer message was out of order, and is passed with
-                # it. Looked up at the first record: the page's read starts when it is extracted.
-                read = READS.get(phone.replace("+", ""))
-                held = read.held if read is not None else []
-            at = record.get("unixDatetime")
-            if type(at) is int and at > 0:
-                if at < lower:
-                    held.append(record)
-                    if len(held) > MAX_LIMIT:  # bounded: passed, which loses nothing
-                        yield from held
-                        held.clear()
-                    continue
-                if at > upper:
-                    later += 1
-                    record["unixDatetime"] = None  # type: ignore[index]
-                    record["datetime_utc"] = None  # type: ignore[index]
-                elif held:
-                    yield from held
-                    held.clear()
-            else:
-                odd += 1  # its time says nothing of the order: held messages stay held
-            yield record
-        if odd or later:
-            read = READS.get(phone.replace("+", ""))
-            page = read.page if read is not None else "?"
-            what = []
-            if odd:
-                what.append(f"{odd} with a unixDatetime that is missing, not an integer, 0 or negative (passed as sent)")
-            if later:
-                what.append(f"{later} with a unixDatetime later than the sync's clock (passed with unixDatetime empty)")
-            logger.warning(
-                f"Phone {phone.lstrip('+')}, page {page}: messages whose time cannot place them: "
-                + "; ".join(what) + ". They are synced, and the phone's cursor does not move past them."
-            )

@@ -15,12 +15,15 @@ from airbyte_cdk.sources.declarative.transformations import RecordTransformation
 from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 
 from source_smstools.components.conversation import conversation_of
+from source_smstools.components.paging import OCCURRENCE
 
 logger = logging.getLogger("airbyte")
 
 
-def message_id(phone: str, message: Mapping[str, Any]) -> str:
-    """`messageId`, or for inbound messages (which have none) a stable hash of what identifies them."""
+def message_id(phone: str, message: Mapping[str, Any], occurrence: int = 1) -> str:
+    """`messageId`, or for inbound messages (which have none) a stable hash of what identifies them;
+    the second (third, ...) of identical messages of one second has `-2` (`-3`, ...) after it, so that
+    two messages are two rows, and the first keeps the `id` it always had."""
     given = message.get("messageId")
     if given not in (None, ""):
         return str(given)
@@ -28,7 +31,8 @@ def message_id(phone: str, message: Mapping[str, Any]) -> str:
         str(message.get(name))
         for name in ("direction", "unixDatetime", "sender", "receiver", "message")
     )
-    return "h" + hashlib.sha256(f"{phone}\x1f{key}".encode()).hexdigest()[:32]
+    made = "h" + hashlib.sha256(f"{phone}\x1f{key}".encode()).hexdigest()[:32]
+    return made if occurrence == 1 else f"{made}-{occurrence}"
 
 
 def iso_utc(seconds: Any) -> Optional[str]:
@@ -80,7 +84,7 @@ class MessageFields(RecordTransformation):
         elif attachments is False or attachments == "":
             record["file"] = None
         record["phone"] = phone
-        record["id"] = message_id(phone, record)
+        record["id"] = message_id(phone, record, record.pop(OCCURRENCE, 1))
         record["datetime_utc"] = iso_utc(seconds)
         self._observations.observe(phone, record)
 
