@@ -73,6 +73,9 @@ class Conversation:
         # what the records show change detection (fed by records.MessageFields, read by the router)
         self.observations = coverage.Observations()
         self.reads = Reads()
+        # phone (as the partition names it) -> the oldest time its read must reach back to this sync, when
+        # that is before the slice's start (set by the partition router before it hands the phone out)
+        self.reach: dict[str, int] = {}
 
 
 def begin(config: Any) -> Conversation:
@@ -145,7 +148,8 @@ class ConversationPage(RecordFilter):
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
-        self._reads = conversation_of(self.config).reads
+        self._part = conversation_of(self.config)
+        self._reads = self._part.reads
         self._size = int(self.config.get("page_size") or 2000)
 
     def filter_records(
@@ -160,8 +164,7 @@ class ConversationPage(RecordFilter):
             answer = record.get(PAGE)
             read = self._reads.get(phone)
             if read is None:
-                lower, upper = bounds(stream_slice)
-                read = self._reads.start(phone, Read(phone.lstrip("+"), self._size, lower, upper or int(time.time())))
+                read = self._reads.start(phone, self._start(phone, stream_slice))
             try:
                 passed = read.take(answer)
             except PagingError:
@@ -172,6 +175,16 @@ class ConversationPage(RecordFilter):
                 self._reads.end(phone)
                 for note in read.notes():
                     logger.warning(f"Phone {read.phone}: {note}.")
+
+
+    def _start(self, phone: str, stream_slice: Optional[StreamSlice]) -> Read:
+        """A phone's read: from the slice's start, or further back where this sync needs it
+        (Conversation.reach), to the sync's clock."""
+        lower, upper = bounds(stream_slice)
+        back = self._part.reach.get(phone)
+        if lower is not None and back is not None:
+            lower = min(lower, back)
+        return Read(phone.lstrip("+"), self._size, lower, upper or int(time.time()))
 
 
 @dataclass
