@@ -13,6 +13,7 @@ import pytest
 
 from integration_tests import cli
 from smstools_emulator import Emulator, make_conversation, make_message
+from source_smstools.components.state import phone_cursors
 
 PHONE = "+393331000000"
 NEWEST = 1_699_999_962  # the newest of the first 1,000 messages (asked for 1_700_000_000, less 38 s); about an hour apart
@@ -34,7 +35,7 @@ def times(out) -> list:
 
 
 def cursor(out) -> str:
-    return out.last_state[0]["stream"]["stream_state"]["states"][0]["cursor"]["unixDatetime"]
+    return str(phone_cursors(out.last_state[0]["stream"]["stream_state"])[PHONE])
 
 
 def warnings(out) -> list[str]:
@@ -184,11 +185,14 @@ def test_messages_deleted_above_are_recovered_by_reading_the_boundary_again(emul
     assert pages(emulator) == [
         (1, 100), (2, 100), (7, 15), (3, 100), (13, 16), (4, 100), (22, 14), (5, 100), (29, 14), (6, 100), (39, 13),
         (7, 100), (38, 16), (8, 100), (34, 21), (9, 100), (62, 13), (10, 100), (48, 19),
+        (1, 2000),  # `total` fell: what was passed, checked against the conversation in one answer
     ]
     assert cursor(out) == str(NEWEST)
     assert warnings(out) == [
         "Phone 393331000000: 9 run(s) of messages that a page boundary cut, or where the conversation's total fell, "
         "were read again whole in one answer.",
+        "Phone 393331000000: the conversation's total fell while it was read (messages deleted): it was read "
+        "again in 1 answer(s) of 2000 to pass what moved past the pages as they were read.",
         "Phone 393331000000: the conversation's total changed on 9 of 10 pages while it was read.",
     ]
 
@@ -205,6 +209,8 @@ def test_a_continuous_purge_of_the_oldest_message_completes(emulator):
     assert pages(emulator) == [
         (1, 300), (2, 300), (22, 14), (3, 300), (38, 16), (4, 300), (48, 19), (5, 300), (71, 17), (6, 300), (84, 18),
         (7, 300), (139, 13), (8, 300), (162, 13), (9, 300), (172, 14), (10, 300), (129, 21),
+        # `total` fell: the conversation read again in answers of 2000, three times, as the purge goes on
+        (1, 2000), (2, 2000), (1, 2000), (2, 2000), (1, 2000), (2, 2000),
     ]
     assert cursor(out) == str(NEWEST)
 

@@ -246,7 +246,8 @@ class Run:
         at = second(message)
         if isinstance(self.below, int) and self.timed():
             return isinstance(at, int) and at <= self.below
-        return self.below is not None and at == self.below
+        # a neighbour below without a time (None too) is known by its value
+        return self.after is not None and at == self.below
 
 
 def _past(messages: list, run: Run) -> bool:
@@ -258,7 +259,9 @@ def _past(messages: list, run: Run) -> bool:
 @dataclass
 class Step:
     """A request beyond the pages of the read's size: a window of a run (`run`), passes over a run
-    larger than one answer (`passes`), or the whole conversation in one answer (`whole`)."""
+    larger than one answer (`passes`), the whole conversation in one answer (`whole`), or, where
+    `total` fell during the read, the conversation read again in answers of the largest size to
+    pass what moved past the pages as they were read (`check`)."""
 
     kind: str
     ask: Ask
@@ -274,6 +277,7 @@ class Step:
     example: Dict[Key, Any] = field(default_factory=dict)
     stale: int = 0  # passes in a row that found nothing new
     totals: set = field(default_factory=set)  # the totals its answers said (more than one: it moved)
+    cuts: set = field(default_factory=set)  # `check`: the seconds an answer ended in
 
 
 class Read:
@@ -308,6 +312,11 @@ class Read:
         self.counts: Counter = Counter()  # what was read more, and why, for `notes`
         self.odd = self.later = 0
         self.ignored = ""  # what an answer that ignored `page` said
+        self.newest: Optional[int] = None  # the newest time of the messages passed (no later than `upper`)
+        self.seen: Counter = Counter()  # every key passed, as often as passed (what `check` compares with)
+        self.said_total: Optional[int] = None  # the total of the last answer
+        self.fell = False  # an answer's total was lower than the one before: messages went, others moved up
+        self.checked = False
 
     # -- an answer in ---------------------------------------------------------------------------
 
@@ -315,10 +324,13 @@ class Read:
         """The messages of `answer` (to the request `next` named) to pass; sets `next`."""
         if answer.ask != self.next:
             raise PagingError(self.phone, answer.ask[0], f"asked out of turn (page {self.page} was the last read)")
+        if isinstance(answer.total, int):
+            self.fell |= self.said_total is not None and answer.total < self.said_total
+            self.said_total = answer.total
         if self.plans:
             self.extra += 1
             plan = self.plans[0]
-            step = {"run": self._run_read, "passes": self._passed, "whole": self._whole}[plan.kind]
+            step = {"run": self._run_read, "passes": self._passed, "whole": self._whole, "check": self._checked}[plan.kind]
             return step(plan, answer)
         return self._page(answer)
 
@@ -514,6 +526,14 @@ class Read:
                 return out + self._go_on()
         else:
             out = []
+        if self.fell and not self.checked and not self.ignored:
+            # messages deleted while the read went on moved the others up, some perhaps past the
+            # boundary of a page already read: what was passed is checked against the conversation
+            # read again, in answers of the largest size
+            self.checked = True
+            self.plans.append(Step("check", (1, MAX_LIMIT)))
+            self.next = (1, MAX_LIMIT)
+            return out
         self.next = None
         return out
 
@@ -629,6 +649,63 @@ class Read:
         self.next = plan.ask
         return []
 
+    # -- what moved past the pages, where `total` fell ----------------------------------------
+
+    def _checked(self, plan: Step, answer: Reply) -> list:
+        """One answer of the conversation read again: a named message not passed yet is passed at
+        once; identical unnamed ones are passed, as many more as the listing holds beyond those
+        passed, once the listing is read through without its total changing (else it is read again,
+        up to ATTEMPTS times, then each as often as one answer held it, said as unverified)."""
+        messages = answer.messages
+        plan.totals.add(answer.total)
+        plan.found.append(len(messages))
+        out = []
+        for m in messages:
+            k = key(m)
+            if named(m):
+                if not self.seen[k] and not plan.most[k]:
+                    out.append(m)
+                plan.most[k] = 1
+            else:
+                plan.example.setdefault(k, m)
+        unnamed = Counter(key(m) for m in messages if not named(m))
+        plan.done.append(list(unnamed.elements()))
+        if messages and len(messages) >= answer.ask[1]:
+            plan.cuts.add(second(messages[-1]))  # a second the next answer may show again, in another order
+        out = self._emit(out)
+        ends = len(messages) < answer.ask[1] or stops_early(messages, self.lower, self.upper)
+        if not ends:
+            if answer.ask[0] >= MAX_PAGES:
+                raise PagingError(self.phone, answer.ask[0] + 1, f"more than {MAX_PAGES} pages")
+            plan.ask = (answer.ask[0] + 1, MAX_LIMIT)
+            self.next = plan.ask
+            return out
+        listed: Counter = Counter()
+        most: Counter = Counter()
+        for keys in plan.done:
+            listed.update(keys)
+            most |= Counter(keys)
+        for k in listed:
+            if second(plan.example[k]) in plan.cuts:
+                listed[k] = most[k]  # cut by an answer's end: as many as one answer held, never counted twice
+        still = len(plan.totals) == 1 or len(plan.found) == 1
+        if not still and plan.attempts + 1 < ATTEMPTS:
+            again = Step("check", (1, MAX_LIMIT), attempts=plan.attempts + 1)
+            again.most = plan.most  # the named ones found stay found
+            self._instead(again)
+            self.next = again.ask
+            return out
+        if not still:
+            self.counts["check unverified"] += max(sum(listed.values()) - sum(most.values()), 0)
+            self.counts["check moved"] = ATTEMPTS
+            listed = most
+        self.counts["checked"] += len(plan.found)
+        more = [dict(plan.example[k]) for k, n in listed.items() for _ in range(n - self.seen[k])]
+        out += self._emit(more)
+        self.plans.popleft()
+        self.next = None
+        return out
+
     # -- an API that ignores `page` ---------------------------------------------------------
 
     def _whole_plan(self, page: int, what: str) -> list:
@@ -665,8 +742,10 @@ class Read:
 
     def _emit(self, messages: list) -> list:
         """The messages to pass, of those read: those older than `lower` held back (passed when a
-        newer one follows: they were out of order), a time later than the sync's clock emptied, and
-        the second (third, ...) of identical unnamed messages of one second marked with OCCURRENCE."""
+        newer one follows: they were out of order), a time later than the sync's clock emptied, the
+        second (third, ...) of identical unnamed messages of one second marked with OCCURRENCE, and a
+        message with a messageId passed already never passed again (an answer that lied about where
+        it is, with a total that lies too, can show it twice)."""
         out: list = []
         for message in messages:
             at = seconds(message.get("unixDatetime")) if isinstance(message, dict) else None
@@ -674,16 +753,23 @@ class Read:
                 if self.lower is not None and at < self.lower:
                     self.held.append(message)
                     if len(self.held) > MAX_LIMIT:  # bounded: passed, which loses nothing
-                        out += [self._numbered(m) for m in self.held]
+                        self._pass_all(out, self.held)
                         self.held.clear()
                     continue
                 if self.held:
-                    out += [self._numbered(m) for m in self.held]
+                    self._pass_all(out, self.held)
                     self.held.clear()
             else:
                 self.odd += 1
-            out.append(self._numbered(message))
+            self._pass_all(out, [message])
         return out
+
+    def _pass_all(self, out: list, messages: list) -> None:
+        for message in messages:
+            if named(message) and self.seen[key(message)]:
+                self.counts["again"] += 1
+                continue
+            out.append(self._numbered(message))
 
     def _numbered(self, message: Any) -> Any:
         self.passed += 1
@@ -692,6 +778,7 @@ class Read:
             self.early[k] += 1
             if self.passed > MAX_LIMIT:
                 self.early = None
+        self.seen[k] += 1
         self.recent.append(k)
         self.recently[k] += 1
         if len(self.recent) > 2 * MAX_LIMIT:
@@ -714,6 +801,8 @@ class Read:
         if when is not None and self.upper is not None and when > self.upper:
             self.later += 1
             message["unixDatetime"] = None  # the cursor must not move past messages not read yet
+        elif when is not None and when > 0 and (self.newest is None or when > self.newest):
+            self.newest = when
         return message
 
     # -- what to say once -----------------------------------------------------------------------
@@ -740,6 +829,14 @@ class Read:
                 "every answer, and passes over them stopped finding new ones; identical messages without a "
                 f"messageId among them could not all be counted: as many as {c['unverified']} of them may not "
                 "have been read"
+            )
+        if c["checked"]:
+            said.append(
+                f"the conversation's total fell while it was read (messages deleted): it was read again in "
+                f"{c['checked']} answer(s) of {MAX_LIMIT} to pass what moved past the pages as they were read"
+                + (f"; it moved on each of {c['check moved']} such reads, and identical messages without a messageId "
+                   f"beyond what one answer showed could not be counted (as many as {c['check unverified']})"
+                   if c["check unverified"] else "")
             )
         if c["ignored"]:
             said.append(f"{self.ignored}: the conversation was read in one answer of {MAX_LIMIT}")

@@ -15,6 +15,7 @@ from source_smstools import SourceSmstools
 from unit_tests.mock_server.record_builder import MessageBuilder, messages
 from unit_tests.mock_server.request_builder import ConversationRequestBuilder, config
 from unit_tests.mock_server.response_builder import ConversationResponseBuilder
+from source_smstools.components.state import phone_cursors
 
 PHONE = "+393331234567"
 NOW = "2026-12-01T09:00:00Z"  # 1796115600: the sync's clock
@@ -41,7 +42,7 @@ def ids(output):
 
 
 def cursor(output):
-    return output.state_messages[-1].state.stream.stream_state.__dict__["states"][0]["cursor"]["unixDatetime"]
+    return str(phone_cursors(output.state_messages[-1].state.stream.stream_state.__dict__)[PHONE])
 
 
 def warnings(output):
@@ -136,6 +137,11 @@ class ConversationPagingTest(TestCase):
         ).with_total(6).build())
         # the total changed: it says nothing of the end any more, an empty page does
         http_mocker.get(request(3), answer(3, [], total=6))
+        # `total` fell: what was passed is checked against the conversation in one answer of 2000
+        http_mocker.get(request(1, limit=2000), ConversationResponseBuilder.page(1, 2000).with_messages(
+            [MessageBuilder("a1", 50).build(), MessageBuilder("a2", 40).build(), MessageBuilder("b0", 30).build(),
+             MessageBuilder("c0", 20).build(), MessageBuilder("c1", 10).build(), MessageBuilder("c2", 9).build()]
+        ).with_total(6).build())
         output = sync()
         assert ids(output) == ["a0", "a1", "c1", "a2", "b0", "c0", "c2"]
         assert cursor(output) == "60"
