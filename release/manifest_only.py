@@ -148,7 +148,7 @@ def components_py(directory: Path = COMPONENTS) -> str:
         body = "\n".join(line for i, line in enumerate(lines) if i not in drop).strip("\n")
         # `changes.page_reader` after `from source_smstools.components import changes`: one namespace now
         for module in _modules_imported_whole(tree):
-            body = re.sub(rf"\b{module}\.(?=[A-Za-z_])", "", body)
+            body = re.sub(rf"(?<![.\w]){module}\.(?=[A-Za-z_])", "", body)
         parts.append(f"# {'-' * 94}\n# {path.name}: {summary}\n\n{body}\n")
     source = "\n\n".join(parts)
     compile(source, "components.py", "exec")
@@ -236,6 +236,8 @@ def builder_edition(manifest: Dict[str, Any]) -> Dict[str, Any]:
     stream = d["conversation_stream"]
     cursor = dict(stream["incremental_sync"])
     cursor.pop("is_data_feed", None)
+    # one CDK cursor per phone: the book that keeps each phone's cursor under one global cursor is our code
+    cursor.pop("global_substream_cursor", None)
     cursor["is_client_side_incremental"] = True
     requester = {k: v for k, v in d["requester"].items() if k != "error_handler"}
     requester["url"] = (
