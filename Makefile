@@ -76,8 +76,11 @@ test-pyairbyte: demo-install
 	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py demo/test_postgres.py demo/test_pyairbyte_manifest.py
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
+# and the paging's property test with its long profile (5,000 examples each, a new seed every run)
 soak: install
-	$(BIN)/python -m pytest -m soak; status=$$?; $(BIN)/python -m integration_tests.reliability.report; exit $$status
+	$(BIN)/python -m pytest -m soak; status=$$?; \
+	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q unit_tests/test_paging_properties.py || status=1; \
+	$(BIN)/python -m integration_tests.reliability.report; exit $$status
 
 # The release before, read side by side with this one in the throughput section: the CPU a change
 # costs is measured in the same run, not against figures of another day.

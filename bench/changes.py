@@ -23,6 +23,7 @@ import time
 from collections import Counter
 
 from integration_tests import cli
+from source_smstools.components.state import phone_cursors
 from smstools_emulator import Emulator, make_conversation, make_message, sample_phones
 from smstools_emulator.listing import Listing
 
@@ -47,7 +48,7 @@ def sync(emulator: Emulator, config: dict, state: list | None, at: int) -> tuple
         "conversation_requests": kinds.pop("conversation", 0),
         "source_requests": sum(kinds.values()),
         "seconds": round(seconds, 1),
-        "state_entries": len(stream_state.get("states", [])),
+        "state_entries": len(phone_cursors(stream_state)),
         "state_bytes": len(json.dumps(final)) if final else 0,
         "parent_state_bytes": len(json.dumps(stream_state.get("parent_state"))) if stream_state.get("parent_state") else 0,
         "summary": logs[-1] if logs else None,

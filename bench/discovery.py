@@ -16,6 +16,7 @@ import time
 from collections import Counter
 
 from integration_tests import cli
+from source_smstools.components.state import phone_cursors
 from smstools_emulator import Emulator, make_conversation, sample_phones
 
 
@@ -38,7 +39,7 @@ def sync(emulator: Emulator, config: dict, state: list | None) -> tuple[dict, li
         "requests": dict(kinds),
         "seconds": round(seconds, 1),
         "peak_rss_mib": round(peak / 1024, 1) if peak > before else "<= previous run",
-        "state_entries": len(stream_state.get("states", [])),
+        "state_entries": len(phone_cursors(stream_state)),
         "state_bytes": len(json.dumps(final)) if final else 0,
         "use_global_cursor": stream_state.get("use_global_cursor"),
     }, final

@@ -138,12 +138,15 @@ def row_count(cache: DuckDBCache) -> int:
 
 
 def saved_state(cache: DuckDBCache) -> None:
-    """The state PyAirbyte keeps in the cache for the next sync: one cursor per phone."""
+    """The state PyAirbyte keeps in the cache for the next sync: a cursor per phone, in the book."""
+    from source_smstools.components.state import phone_cursors  # the demo venv's installed connector
+
     message = cache.get_state_provider(source_name=SOURCE).get_stream_state(STREAM, not_found=None)
-    states = getattr(message.stream.stream_state, "states", None) if message else None
-    if not states:
+    stream_state = message.stream.stream_state.model_dump() if message else {}
+    book = phone_cursors(stream_state)
+    if not book:
         return
-    cursors = ", ".join(f"{s['partition']['phone']} {fmt_time(int(s['cursor']['unixDatetime']))}" for s in states)
+    cursors = ", ".join(f"{p} {fmt_time(c) if c is not None else 'none yet'}" for p, c in book.items())
     print(f"  state saved in {cache.schema_name}._airbyte_state, per phone: {cursors}")
 
 

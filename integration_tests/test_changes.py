@@ -17,6 +17,8 @@ import pytest
 from integration_tests import cli
 from smstools_emulator import Emulator, make_contact, make_conversation, make_message, sample_phones
 from source_smstools.components import changes, sources
+from source_smstools.components.book import Book
+from source_smstools.components.state import phone_cursors
 
 DAY = 86_400
 NEWEST = 1_749_113_086  # the newest message of each sample conversation (2025-06-05)
@@ -69,7 +71,7 @@ def stream_state(out: cli.Output) -> dict:
 
 
 def cursors(out: cli.Output) -> dict[str, int]:
-    return {s["partition"]["phone"]: int(s["cursor"]["unixDatetime"]) for s in stream_state(out)["states"]}
+    return phone_cursors(stream_state(out))
 
 
 def newest(emulator: Emulator, phone: str) -> int:
@@ -111,13 +113,17 @@ def test_the_first_sync_reads_every_phone_and_the_next_with_nothing_new_reads_no
     }
     assert pages(account.inbox()) > 1 and pages(account.message_log()) > 1
     inbox, log = account.inbox()[0], account.message_log()[0]
+    book = stream_state(first)["parent_state"]["changes"]["book"]
     assert stream_state(first)["parent_state"] == {
         "changes": {
             "at": NOW,
             "inbox": {"newest": sources.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
             "message_log": {"newest": sources.parse_date(log["date"]), "ids": [str(log["ID"])]},
+            "book": book,
         }
     }
+    # in the book, each phone: its newest message, and when it was read whole (for the sweep)
+    assert Book.decode(book).entries == {d: (newest(account, d), NOW) for d in DIGITS}
 
     second = sync(account, config, first.last_state, at=NOW + 60)
     assert second.records == []
@@ -125,12 +131,8 @@ def test_the_first_sync_reads_every_phone_and_the_next_with_nothing_new_reads_no
     # contacts whole (no date in them); inbox and log: their first page, which reaches the last sync's entries
     assert source_requests(account) == {"/v1/contact": pages(account.contacts()), "/v1/message/inbox": 1, "/v1/message/logging": 1}
     assert cursors(second) == cursors(first)
-    # and the oldest point a phone not read may still need, should the state switch to one cursor
-    # for all phones: the oldest cursor (a week ago is older)
-    assert min(cursors(first).values()) == NEWEST - 57
-    assert stream_state(second)["parent_state"]["changes"] == {
-        **stream_state(first)["parent_state"]["changes"], "at": NOW + 60, "floor": NEWEST - 57,
-    }
+    # the book unchanged: no phone read
+    assert stream_state(second)["parent_state"]["changes"] == {**stream_state(first)["parent_state"]["changes"], "at": NOW + 60}
     assert infos(second, "Change detection:") == [
         "Change detection: 0 of 20 phones read: 0 new, 0 with new entries in the inbox or the message log, "
         "0 not covered by them, 0 with a delivery status not final, "
@@ -235,12 +237,17 @@ def test_a_phone_found_only_in_the_inbox_gets_its_whole_history(account):
 
 
 def test_a_state_from_the_version_before_is_read_and_its_first_sync_reads_every_phone_once(account):
-    # the state as the version before wrote it: no parent_state
+    # the state as 0.2.0 wrote it: one CDK cursor per phone, no parent_state
     before = sync(account, discovering(account, change_detection=False))
-    old_state = stream_state(before)
-    assert set(old_state) == {"use_global_cursor", "states", "state", "lookback_window"}
+    old_state = {
+        "use_global_cursor": False,
+        "states": [{"partition": {"phone": d}, "cursor": {"unixDatetime": c}} for d, c in cursors(before).items()],
+        "state": {"unixDatetime": max(cursors(before).values())},
+        "lookback_window": 0,
+    }
+    old = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "conversation"}, "stream_state": old_state}}]
     config = discovering(account)
-    first = sync(account, config, before.last_state, at=NOW + 60)
+    first = sync(account, config, old, at=NOW + 60)
     # no sweep done before: every known phone is read, from its own cursor (one message each)
     assert cli.records_by_phone(first) == {d: {c} for d, c in cursors(before).items()}
     assert conversation_requests(account) == {d: 1 for d in DIGITS}
@@ -336,8 +343,9 @@ def test_oldest_first_lists_are_read_from_their_last_pages_back_to_the_last_sync
         "at": NOW + 60,
         "inbox": {"newest": sources.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
         "message_log": {"newest": sources.parse_date(log["date"]), "ids": [str(log["ID"])]},
-        "floor": NEWEST - 57,
+        "book": stream_state(second)["parent_state"]["changes"]["book"],
     }
+    assert cursors(second) == {**cursors(first), **{p.lstrip("+"): newest(account, p) for p in (a, b)}}
     assert infos(second, "Change detection:") == [
         "Change detection: 2 of 20 phones read: 0 new, 2 with new entries in the inbox or the message log, "
         "0 not covered by them, 0 with a delivery status not final, 0 due for the 7-day sweep; inbox read 2 of 5 page(s), down to the last sync's entries (oldest first: "
@@ -383,9 +391,9 @@ def test_the_command_keeps_change_detection_in_one_state_message_per_sync(accoun
     assert len(second.states) == 1 and second.states[0]["stream"]["stream_descriptor"] == {"name": "conversation"}
     state = second.states[0]["stream"]["stream_state"]
     assert state["parent_state"]["changes"]["at"] == NOW + 60
-    assert len(state["states"]) == 20
-    # no per-phone cost: what change detection adds is the same for 20 phones as for 20,000
-    assert len(json.dumps(state["parent_state"])) < 300
+    assert len(phone_cursors(state)) == 20 and "states" not in state
+    # what change detection adds besides the book is the same for 20 phones as for 20,000
+    assert len(json.dumps({k: v for k, v in state["parent_state"]["changes"].items() if k != "book"})) < 300
 
 
 def test_a_message_scheduled_in_the_future_neither_hides_the_replies_before_it_nor_is_read_early(account):

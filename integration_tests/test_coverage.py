@@ -126,13 +126,18 @@ def test_a_message_the_sweep_finds_and_no_list_announced_makes_its_phone_read_ev
             "Change detection: 1 of 20 phones are not covered by the inbox and the message log (1 with inbound "
             "messages the inbox does not list):"
         )
-        # read every sync from then on, nothing new or not
+        # read every sync from then on, nothing new or not (others come due for their sweep meanwhile:
+        # each read from its cursor, its newest message again)
+        swept = {p: {c} for p, c in cursors(out).items() if p != phone}
         out = sync(emulator, config, state, at=NOW + (day + 1) * DAY - HOUR)
-        assert conversation_requests(emulator) == {phone.lstrip("+"): 1} and cli.records_by_phone(out) == {phone: {hidden["unixDatetime"]}}
+        assert conversation_requests(emulator)[phone.lstrip("+")] == 1
+        assert cli.records_by_phone(out)[phone] == {hidden["unixDatetime"]}
+        assert {p: t for p, t in cli.records_by_phone(out).items() if p != phone} == {
+            "+" + d: swept["+" + d] for d in conversation_requests(emulator) if d != phone.lstrip("+")}
         # until a reply is listed again
         listed = new_messages(emulator, phone, "inbound")[0]
         out = sync(emulator, config, out.last_state, at=NOW + (day + 1) * DAY)
-        assert cli.records_by_phone(out) == {phone: {hidden["unixDatetime"], listed["unixDatetime"]}}
+        assert cli.records_by_phone(out)[phone] == {hidden["unixDatetime"], listed["unixDatetime"]}
         assert "uncovered" not in changes_state(out)
         assert not [w for w in warnings(out) if "not covered" in w]
 
@@ -200,14 +205,14 @@ def test_a_delivery_status_that_changes_after_the_lookback_window_arrives_in_the
         assert "pending" not in changes_state(out)
 
 
-def test_crossing_the_per_phone_limit_loses_no_message_waiting_for_the_sweep():
+def test_past_the_cdks_partition_limit_a_message_waiting_for_the_sweep_keeps_its_phones_cursor():
     phones = sample_phones(20)
     newcomers = [f"+3247099{n:04d}" for n in range(6)]
     with Emulator({p: settled(make_conversation(p, 6, seed=3)) for p in phones}) as emulator:
         emulator.set_contacts([make_contact(p, i + 1) for i, p in enumerate(phones)])
         config = cli.config(emulator, phone_numbers=None, page_size=20)
-        # the CDK's limit (10,000 phones) lowered to 24: 20 phones, then 6 more cross it (the CDK
-        # counts the phones it keeps a cursor for, and switches when one more comes past 24)
+        # the CDK's limit (10,000 phones) lowered to 24: 20 phones, then 6 more cross it; 0.3.0's
+        # cursors became one there, and the hidden message's phone started past it
         with patch.object(ConcurrentPerPartitionCursor, "SWITCH_TO_GLOBAL_LIMIT", 24):
             first = sync(emulator, config)
             waiting = phones[7]
@@ -216,15 +221,18 @@ def test_crossing_the_per_phone_limit_loses_no_message_waiting_for_the_sweep():
             for i, phone in enumerate(newcomers):  # new contacts, with messages newer than the hidden one
                 emulator.set_conversation(phone, settled(make_conversation(phone, 3, newest=NOW + 2 * HOUR, seed=i)))
                 emulator.add_contact(phone)
-            switch = sync(emulator, config, first.last_state, at=NOW + 3 * HOUR)
-            assert waiting.lstrip("+") not in conversation_requests(emulator)
-            state = stream_state(switch)
-            assert state["use_global_cursor"] is True
-            assert int(state["state"]["unixDatetime"]) > hidden["unixDatetime"]  # the one cursor jumps past it
-            # where the one cursor starts next time: the oldest cursor of a phone not read
-            assert changes_state(switch)["floor"] == min(cursors(first).values()) == NEWEST - 57
-            after = sync(emulator, config, switch.last_state, at=NOW + 4 * HOUR)
-        assert hidden["unixDatetime"] in cli.records_by_phone(after)[waiting.lstrip("+")]
+            crossed = sync(emulator, config, first.last_state, at=NOW + 3 * HOUR)
+            assert conversation_requests(emulator) == {d: 1 for d in digits(newcomers)}
+            assert {p: len(t) for p, t in cli.records_by_phone(crossed).items()} == {d: 3 for d in digits(newcomers)}
+            # the waiting phone keeps its own cursor, short of the hidden message
+            assert cursors(crossed)[waiting.lstrip("+")] == cursors(first)[waiting.lstrip("+")] < hidden["unixDatetime"]
+            assert len(cursors(crossed)) == 26 and "states" not in stream_state(crossed)
+            # a week on, every phone is due for the sweep: each read once, from its own cursor
+            after = sync(emulator, config, crossed.last_state, at=NOW + 7 * 24 * HOUR + 3 * HOUR)
+        # each phone from its own cursor (the message at it again), the waiting one up to the hidden message
+        expected = {d: {c} for d, c in cursors(crossed).items()}
+        expected[waiting.lstrip("+")].add(hidden["unixDatetime"])
+        assert cli.records_by_phone(after) == expected
         assert conversation_requests(emulator) == {d: 1 for d in digits(phones + newcomers)}
-        # the floor is used once: the state after it is the CDK's one cursor, from the newest message read
-        assert "parent_state" not in stream_state(after)
+        assert cursors(after)[waiting.lstrip("+")] == hidden["unixDatetime"]
+

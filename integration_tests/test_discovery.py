@@ -15,6 +15,7 @@ from airbyte_cdk.sources.declarative.incremental.concurrent_partition_cursor imp
 
 from integration_tests import cli
 from smstools_emulator import Emulator, make_contact, make_conversation
+from source_smstools.components.state import phone_cursors
 
 # A and B are contacts who wrote and were written to; C only wrote (inbox only), D was only
 # written to (message log only). Each is written differently in each place.
@@ -83,8 +84,8 @@ def source_requests(emulator: Emulator) -> Counter:
 
 def cursors(out: cli.Output) -> dict[str, int]:
     state = out.last_state[0]["stream"]["stream_state"]
-    assert state["use_global_cursor"] is False
-    return {s["partition"]["phone"]: int(s["cursor"]["unixDatetime"]) for s in state["states"]}
+    assert state["use_global_cursor"] is True and "states" not in state  # the CDK's one cursor; the phones are the book's
+    return phone_cursors(state)
 
 
 def newest(emulator: Emulator, phone: str) -> int:
@@ -179,21 +180,38 @@ def test_check_succeeds_by_discovery(account):
     assert out.connection_status["status"] == "SUCCEEDED"
 
 
-def test_past_the_per_phone_limit_one_cursor_for_all_is_kept_and_warned_about(account):
-    # the CDK's limit is 10,000 phones: lowered to 2 here, in this process
+def test_past_the_cdks_partition_limit_each_phone_keeps_its_cursor_and_one_found_late_its_history(account):
+    # the CDK's limits (10,000 phones to one cursor, 25,000 kept) lowered to 2 and 3 here, in this
+    # process: the book, not the CDK, keeps each phone's cursor
+    start = 1_740_000_000
+    config = discovering(account, start_date="2025-02-19T21:20:00Z")
+    limits = (patch.object(ConcurrentPerPartitionCursor, "SWITCH_TO_GLOBAL_LIMIT", 2),
+              patch.object(ConcurrentPerPartitionCursor, "DEFAULT_MAX_PARTITIONS_NUMBER", 3))
+    with limits[0], limits[1]:
+        first = read(account, config)
+        e = "+442079460958"
+        account.set_conversation(e, make_conversation(e, 2600, seed=9, newest=newest(account, A) - 7_200))
+        account.add_contact("+44 (0)20 7946 0958")
+        account.clear_requests()
+        second = read(account, config, first.last_state)
+    got = cli.records_by_phone(second)
+    before = cursors(first)
+    assert before == {NORMAL[p]: newest(account, p) for p in (A, B, C, D)}
+    assert got == {"442079460958": every_message(account, e, start), **{NORMAL[p]: {before[NORMAL[p]]} for p in (A, B, C, D)}}
+    assert [conversation_requests(account)[p] for p in ("442079460958", *(NORMAL[p] for p in (A, B, C, D)))] == [2, 1, 1, 1, 1]
+    assert cursors(second) == {**before, "442079460958": newest(account, e)}
+
+
+def test_0_3_0s_one_cursor_past_its_partition_limit_reads_every_phone_from_it_once_and_warns(account):
     config = discovering(account)
-    with patch.object(ConcurrentPerPartitionCursor, "SWITCH_TO_GLOBAL_LIMIT", 2):
-        first = read(account, config, in_process=True)
-    state = first.last_state[0]["stream"]["stream_state"]
-    assert state["use_global_cursor"] is True and "states" not in state
-    assert state["state"] == {"unixDatetime": str(max(newest(account, p) for p in (A, B, C, D)))}
-    # the next sync accepts that state, says what it means, and reads from the one cursor
-    account.clear_requests()
-    with patch.object(ConcurrentPerPartitionCursor, "SWITCH_TO_GLOBAL_LIMIT", 2):
-        second = read(account, config, first.last_state, in_process=True)
+    since = 1_749_000_000
+    old = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "conversation"}, "stream_state": {
+        "use_global_cursor": True, "state": {"unixDatetime": str(since)}, "lookback_window": 0,
+        "parent_state": {"changes": {"floor": since}}}}}]
+    second = read(account, config, old)
     warnings = [m["log"]["message"] for m in second.of_type("LOG") if m["log"]["level"] == "WARN"]
-    assert any("one cursor for all phones" in w for w in warnings), warnings
-    since = int(state["state"]["unixDatetime"]) - state["lookback_window"]
+    assert sum("one cursor for all phones" in w for w in warnings) == 1, warnings
     assert cli.records_by_phone(second) == {
         NORMAL[p]: every_message(account, p, since) for p in (A, B, C, D) if every_message(account, p, since)
     }
+    assert cursors(second) == {NORMAL[p]: newest(account, p) for p in (A, B, C, D)}

@@ -14,6 +14,7 @@ import pytest
 import requests as http
 
 from integration_tests import cli
+from source_smstools.components.book import Book
 from smstools_emulator import VARIATIONS, Emulator, make_conversation, sample_phones
 
 OTHERS = [name for name in cli.STREAMS if name != "conversation"]
@@ -58,7 +59,11 @@ def last_states(out: cli.Output) -> dict[str, dict]:
         changes = state.get("parent_state", {}).get("changes")
         if changes:
             # the time of the sync, which change detection keeps for its sweep
-            state["parent_state"] = {**state["parent_state"], "changes": {k: v for k, v in changes.items() if k != "at"}}
+            # and in the book, each phone's last read
+            kept = {k: v for k, v in changes.items() if k not in ("at", "book")}
+            if "book" in changes:
+                kept["book"] = {p: c for p, (c, _) in Book.decode(changes["book"]).entries.items()}
+            state["parent_state"] = {**state["parent_state"], "changes": kept}
     return states
 
 

@@ -1,34 +1,44 @@
 """Change detection's rules, one by one: the sweep's schedule, the phones a source shows moved,
-the pending statuses followed and their bound, the uncovered phones kept in the state, the floor
-kept for a switch to one cursor, and the state migration lowering the cursors they need."""
+the pending statuses followed and their bound, the uncovered phones kept in the state, and where the
+router starts a phone's read for them."""
 
 from collections import Counter
 from unittest.mock import patch
 
 from source_smstools.components import changes
-from source_smstools.components.changes import floor, live_pending, moved, next_pending, sweep_due, uncovered_of
+from source_smstools.components.book import Book, sweep_due
+from source_smstools.components.changes import live_pending, moved, next_pending, uncovered_of
+from source_smstools.components.discovery import PhonePartitionRouter
+from source_smstools.components.state import Saved
 from source_smstools.components.sources import SourceRead
-from source_smstools.components.state import PerPhoneState
 
 DAY = 86_400
 AT = 1_749_200_000  # the sync's time
 
 
-def test_the_sweep_reads_every_phone_once_per_period_spread_over_the_days():
+def test_the_sweep_reads_every_phone_within_a_period_of_its_last_read_spread_over_half_of_it():
     phones = [f"39333{n:07d}" for n in range(1000)]
     start = 1_749_113_086
-    due_per_day = [
-        {p for p in phones if sweep_due(p, start + (day - 1) * DAY, start + day * DAY, 7)} for day in range(1, 8)
-    ]
-    assert Counter(p for due in due_per_day for p in due) == {p: 1 for p in phones}
-    # about a seventh each day (a hash, not an exact share)
-    assert all(100 <= len(due) <= 190 for due in due_per_day), [len(d) for d in due_per_day]
-    # hourly syncs: the same, in smaller steps
-    hourly = Counter(p for h in range(1, 7 * 24 + 1) for p in phones if sweep_due(p, start + (h - 1) * 3600, start + h * 3600, 7))
-    assert hourly == {p: 1 for p in phones}
-    # never swept before: every phone; syncs further apart than the period: every phone
+    period = 7 * DAY
+    last = {p: start for p in phones}  # a first sync read them all
+    reads = Counter()
+    gaps = []
+    for hour in range(1, 3 * 7 * 24 + 1):  # hourly syncs for three periods; each phone due is read
+        at = start + hour * 3600
+        for p in phones:
+            if sweep_due(p, last[p], at, 7):
+                gaps.append(at - last[p])
+                last[p], reads[at // DAY] = at, reads[at // DAY] + 1
+    # never sooner than half a period after a phone's last read, never later than a period (plus the hour)
+    assert min(gaps) >= period // 2 and max(gaps) <= period + 3600
+    # nothing due in the first half period after the first sync; after it, about 1000 / 5.25 days a day,
+    # never a third of the phones in one day (a first sync's phones are spread over half a period)
+    assert sum(n for day, n in reads.items() if day < (start + period // 2) // DAY) == 0
+    assert all(n <= 320 for n in reads.values()) and all(
+        100 <= n for day, n in reads.items() if (start + period) // DAY < day < (start + 3 * period) // DAY - 1
+    ), sorted(reads.items())
+    # never read: due
     assert all(sweep_due(p, None, start, 7) for p in phones)
-    assert all(sweep_due(p, start, start + 8 * DAY, 7) for p in phones)
 
 
 def read_of(*entries):
@@ -73,49 +83,24 @@ def test_the_uncovered_phones_of_a_state_keep_only_the_sources_it_names():
     assert uncovered_of({"uncovered": ["a"]}) == {} and uncovered_of({}) == {}
 
 
-def test_the_floor_is_the_oldest_point_a_phone_not_read_may_still_need():
-    cursors = {"quiet": AT - 30 * DAY, "busy": AT - 60, "waiting": AT - DAY, "read": AT - 2 * DAY}
-    # the quiet phone: what its sweep has not looked at yet, a week at most; the waiting one: its
-    # pending status; the one read this sync: its pending status only
-    assert floor(cursors, {"read"}, {"waiting": AT - 3 * DAY}, AT, 7) == AT - 7 * DAY
-    assert floor({"busy": AT - 60, "waiting": AT - DAY}, set(), {"waiting": AT - 3 * DAY}, AT, 7) == AT - 3 * DAY
-    assert floor({"read": AT - 2 * DAY}, {"read"}, {"read": AT - 5 * DAY}, AT, 7) == AT - 5 * DAY
-    assert floor({"read": AT - 2 * DAY}, {"read"}, {}, AT, 7) is None
+def router(saved, **config):
+    part_config = {"client_id": "x", "client_secret": "y", **config}
+    made = PhonePartitionRouter(config=part_config, parameters={})
+    made._saved = saved
+    return made
 
 
-def per_phone(parent, **cursors):
-    return {
-        "use_global_cursor": False,
-        "states": [{"partition": {"phone": p}, "cursor": {"unixDatetime": str(c)}} for p, c in cursors.items()],
-        "parent_state": {"changes": parent},
-    }
-
-
-def test_the_state_migration_lowers_a_pending_phones_cursor_to_reach_its_message_within_the_bound():
-    parent = {"at": AT - 3600, "pending": {"a": AT - 2 * DAY, "b": AT - 8 * DAY, "c": AT - 30}}
-    state = per_phone(parent, a=AT - 100, b=AT - 100, c=AT - 30, d=AT - 100)
-    with patch.object(changes, "now", lambda: AT):
-        plain = PerPhoneState(config={}).migrate(state)
-        lookback = PerPhoneState(config={"lookback_window_days": 1}).migrate(state)
-        floored = PerPhoneState(config={"start_date": "2025-06-05T00:00:00Z"}).migrate(state)
-    cursors = lambda s: {e["partition"]["phone"]: int(e["cursor"]["unixDatetime"]) for e in s["states"]}  # noqa: E731
-    # a: two days back; b: past the 7 days, left as it was; c: its pending message is at its cursor
-    assert cursors(plain) == {"a": AT - 2 * DAY, "b": AT - 100, "c": AT - 30, "d": AT - 100}
-    # the CDK reads a lookback window before the cursor: the cursor is lowered that much less
-    assert cursors(lookback) == {"a": AT - DAY, "b": AT - 100, "c": AT - 30, "d": AT - 100}
+def test_a_phones_read_starts_at_its_cursor_minus_the_lookback_or_back_to_a_pending_status_within_the_bound():
+    book = Book({"a": (AT - 100, AT - 3600), "b": (AT - 100, AT - 3600), "c": (AT - 30, AT - 3600), "d": (None, AT - 3600)})
+    saved = Saved(book, {"at": AT - 3600, "pending": {"a": AT - 2 * DAY, "b": AT - 8 * DAY, "c": AT - 30}})
+    pending = live_pending(saved.changes["pending"], AT)  # b: past the 7 days, no longer followed
+    plain, lookback = router(saved), router(saved, lookback_window_days=1)
+    floored = router(saved, start_date="2025-06-05T00:00:00Z")
+    assert {p: plain._read_from(p, pending) for p in "abcd"} == {"a": AT - 2 * DAY, "b": AT - 100, "c": AT - 30, "d": 0}
+    # the lookback window before the cursor; a pending status further back still reached
+    assert lookback._read_from("b", pending) == AT - 100 - DAY and lookback._read_from("a", pending) == AT - 2 * DAY
     # never before the start date (AT is 2025-06-06 08:53: two days back is before 2025-06-05)
-    assert cursors(floored)["a"] == 1_749_081_600
-    assert plain["parent_state"] == state["parent_state"]
-
-
-def test_a_state_with_one_cursor_for_all_phones_starts_at_the_floor_kept_at_the_switch():
-    state = {
-        "use_global_cursor": True, "state": {"unixDatetime": str(AT - 60)}, "lookback_window": 12,
-        "parent_state": {"changes": {"at": AT - 3600, "floor": AT - 3 * DAY}},
-    }
-    with patch.object(changes, "now", lambda: AT):
-        migrated = PerPhoneState(config={}).migrate(state)
-        # a floor after the cursor changes nothing
-        later = PerPhoneState(config={}).migrate({**state, "state": {"unixDatetime": str(AT - 4 * DAY)}})
-    assert migrated == {**state, "state": {"unixDatetime": str(AT - 3 * DAY)}}
-    assert later["state"] == {"unixDatetime": str(AT - 4 * DAY)}
+    assert floored._read_from("a", pending) == 1_749_081_600
+    # a phone not in the book: from the start date, or this once from an earlier release's one cursor
+    assert plain._read_from("new", pending) == 0
+    assert router(Saved(book, {}, default=AT - 3 * DAY))._read_from("new", pending) == AT - 3 * DAY

@@ -5,7 +5,7 @@ from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.records import MessageFields, iso_utc, message_id
-from source_smstools.components.state import PerPhoneState
+from source_smstools.components.state import PerPhoneState, phone_cursors
 
 INBOUND = {"messageId": None, "direction": "inbound", "sender": "32470123456", "receiver": "Smstools",
            "message": "Ciao!", "unixDatetime": 1749113086}
@@ -69,36 +69,22 @@ def per_phone(*entries):
             "state": {"unixDatetime": "1749113086"}, "lookback_window": 12}
 
 
-def test_state_drops_the_global_cursor_so_new_phones_start_from_the_start_date():
-    migrated = PerPhoneState(config={}).migrate(per_phone(("+1234567", "1700000000")))
-    assert migrated == {"use_global_cursor": False, "states": [{"partition": {"phone": "+1234567"}, "cursor": {"unixDatetime": "1700000000"}}]}
-
-
-def test_state_keeps_the_global_cursor_when_the_cdk_switched_to_it():
-    state = {**per_phone(), "use_global_cursor": True}
-    assert PerPhoneState(config={}).migrate(state)["state"] == {"unixDatetime": "1749113086"}
-
-
-def test_state_below_the_start_date_is_raised_to_it():
+def test_a_cursor_per_phone_below_the_start_date_is_raised_to_it():
     migrated = PerPhoneState(config={"start_date": "2024-01-01T00:00:00Z"}).migrate(per_phone(("+1234567", "0")))
-    assert migrated["states"][0]["cursor"]["unixDatetime"] == "1704067200"
+    assert phone_cursors(migrated) == {"+1234567": 1704067200}
 
 
 def test_a_cursor_in_the_future_is_dropped_and_the_phone_read_again():
     future = str(int(time.time()) + 10 * 86_400)
     migrated = PerPhoneState(config={}).migrate(per_phone(("+1234567", future), ("+7654321", "1700000000")))
-    assert [s["partition"]["phone"] for s in migrated["states"]] == ["+7654321"]
-
-
-def test_a_global_state_applies_to_every_phone():
-    assert PerPhoneState(config={}).migrate({"unixDatetime": 1700000000}) == {"unixDatetime": "1700000000"}
+    assert phone_cursors(migrated) == {"+7654321": 1700000000}
 
 
 @pytest.mark.parametrize(
     "state, words",
     [
         (per_phone(("+1234567", "yesterday")), "'yesterday', not a unix time"),
-        ({"updated_at": "2024-01-01"}, "neither a per-phone state"),
+        ({"updated_at": "2024-01-01"}, "are neither this connector's state"),
         ({"states": {"phone": "1"}}, "must be a list"),
         ({"states": [{"partition": {"id": 1}, "cursor": {}}]}, "has no partition.phone"),
         ({"unixDatetime": None}, "not a unix time"),
@@ -108,19 +94,3 @@ def test_an_unusable_state_is_refused_with_its_reason(state, words):
     with pytest.raises(AirbyteTracedException) as error:
         PerPhoneState(config={}).migrate(state)
     assert words in error.value.message
-    assert error.value.failure_type.value == "config_error"
-
-
-@pytest.mark.parametrize("nothing", [False, ""])
-def test_false_or_empty_for_an_absent_message_id_or_file_is_null(nothing):
-    record = {**INBOUND, "messageId": nothing, "file": nothing}
-    MessageFields(parameters={}).transform(record, config={}, stream_slice=StreamSlice(partition={"phone": "+32470123456"}, cursor_slice={}))
-    assert record["messageId"] is None and record["file"] is None
-    assert record["id"] == message_id("+32470123456", INBOUND)  # the same id as the documented null gives
-
-
-def test_a_file_list_and_a_message_id_are_kept():
-    files = [{"name": "a.jpg"}]
-    record = {**INBOUND, "messageId": "m1", "file": files}
-    MessageFields(parameters={}).transform(record, config={}, stream_slice=StreamSlice(partition={"phone": "1"}, cursor_slice={}))
-    assert record["messageId"] == "m1" and record["file"] == files and record["id"] == "m1"

@@ -16,7 +16,8 @@ from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 from source_smstools import SourceSmstools
 from source_smstools.components.discovery import normalize_phone
 from source_smstools.components.errors import SkipUnavailableStream
-from source_smstools.components.state import PerPhoneState
+from source_smstools.components.book import Book
+from source_smstools.components.state import PerPhoneState, phone_cursors
 
 BASE = "https://api.example.test"
 CONFIG = {"client_id": "id-1", "client_secret": "secret-1", "base_url": BASE}
@@ -95,8 +96,8 @@ class DiscoveryTest(TestCase):
             ("32470123456", 10), ("393331234567", 20), ("393331234567", 30), ("4915112345678", 5),
         ]
         # HttpMocker fails the test on any request it was not told of, and on a mocked one not made
-        states = output.state_messages[-1].state.stream.stream_state.__dict__["states"]
-        assert sorted(s["partition"]["phone"] for s in states) == ["32470123456", "393331234567", "4915112345678"]
+        final = output.state_messages[-1].state.stream.stream_state.__dict__
+        assert phone_cursors(final) == {"32470123456": 10, "393331234567": 30, "4915112345678": 5}
 
     @HttpMocker()
     def test_sources_can_be_chosen(self, http_mocker):
@@ -158,9 +159,11 @@ def test_a_good_page_is_a_success():
     assert handler().interpret_response(response(200, {"total": 0, "page": 1, "contacts": []})).response_action == ResponseAction.SUCCESS
 
 
-def test_the_cdks_one_cursor_state_past_the_phone_limit_is_kept():
+def test_the_cdks_one_cursor_state_past_the_phone_limit_starts_every_phone_there_once():
     state = {"use_global_cursor": True, "state": {"unixDatetime": "1749113086"}, "lookback_window": 12}
-    assert PerPhoneState(config={}).migrate(state) == state
+    migration = PerPhoneState(config={})
+    assert migration.migrate(state) == {"use_global_cursor": True, "parent_state": {"changes": {"default": 1749113086, "book": Book().encode()}}}
+    assert migration._part.saved.default == 1749113086
 
 
 def test_read_for_discovery_a_refusal_is_a_source_that_cannot_be_read(caplog):

@@ -13,6 +13,7 @@ from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_smstools import SourceSmstools
 from source_smstools.components import pages
+from source_smstools.components.state import phone_cursors
 from unit_tests.mock_server.request_builder import ConversationRequestBuilder
 from unit_tests.mock_server.response_builder import ConversationResponseBuilder
 
@@ -127,7 +128,8 @@ class ManifestTest(TestCase):
         output = run(sync_mode=SyncMode.incremental, state=state)
         assert [r.record.data["unixDatetime"] for r in output.records] == [50, 40, 25]
         final = output.state_messages[-1].state.stream.stream_state.__dict__
-        assert final["states"] == [{"partition": {"phone": PHONE}, "cursor": {"unixDatetime": "50"}}]
+        assert final["use_global_cursor"] is True and "states" not in final  # the CDK's one cursor; the phones', the book's
+        assert phone_cursors(final) == {PHONE: 50}
 
     @HttpMocker()
     def test_without_lookback_one_page_reaches_the_cursor(self, http_mocker):

@@ -11,6 +11,7 @@ import requests
 from source_smstools.components import sources
 from source_smstools.components.sources import PAGE_END, UNREADABLE, SourceEntries, parse_date, read_source
 from source_smstools.components.discovery import normalize_phone
+from source_smstools.components.book import Book
 from source_smstools.components.state import PerPhoneState
 
 DAY = 86_400
@@ -104,9 +105,10 @@ def test_the_state_migration_keeps_the_sources_positions():
         "lookback_window": 3,
         "parent_state": position,
     }
-    assert PerPhoneState().migrate(state) == {
-        "use_global_cursor": False, "states": state["states"], "parent_state": position,
-    }
+    migrated = PerPhoneState().migrate(state)
+    book = migrated["parent_state"]["changes"].pop("book")
+    assert migrated == {"use_global_cursor": True, "parent_state": position}
+    assert Book.decode(book).cursor("393331000000") == 1_749_113_086
 
 
 def oldest_first(pages):

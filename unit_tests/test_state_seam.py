@@ -14,7 +14,8 @@ from airbyte_cdk.test.state_builder import StateBuilder
 from airbyte_cdk.utils.yaml_loader import safe_load_yaml
 
 from source_smstools import SourceSmstools
-from source_smstools.components import discovery, state
+from source_smstools.components import discovery
+from source_smstools.components import state as state_module
 from source_smstools.source import MANIFEST
 
 CONFIG = {"client_id": "id-1", "client_secret": "secret-1", "phone_numbers": ["+393331234567"],
@@ -28,14 +29,13 @@ SAVED = {
     ],
     "parent_state": {"changes": {"at": 1749116686, "inbox": {"newest": 1749113000, "ids": ["7"]}}},
 }
-MIGRATED = {
-    "use_global_cursor": False,
-    "states": [
-        {"partition": {"phone": "+393331234567"}, "cursor": {"unixDatetime": "1749113086"}},
-        {"partition": {"phone": "+393339999999"}, "cursor": {"unixDatetime": "1735689600"}},
-    ],
-    "parent_state": {"changes": {"at": 1749116686, "inbox": {"newest": 1749113000, "ids": ["7"]}}},
-}
+# what the router sees of it: each phone's cursor in the book (the second raised to start_date), and
+# change detection's positions
+MIGRATED = (
+    {"+393331234567": 1749113086, "+393339999999": 1735689600},
+    {"at": 1749116686, "inbox": {"newest": 1749113000, "ids": ["7"]}},
+    None,
+)
 
 
 def routers_built(build) -> list:
@@ -45,7 +45,8 @@ def routers_built(build) -> list:
 
     def record(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        seen.append(self._part.saved)
+        saved = self._part.saved
+        seen.append(None if saved is None else ({p: c for p, (c, _) in saved.book.entries.items()}, saved.changes, saved.default))
 
     with patch.object(discovery.PhonePartitionRouter, "__init__", record):
         source = build()
@@ -69,24 +70,25 @@ def test_the_router_is_built_with_the_saved_state_as_the_migration_checked_it(ru
     assert routers_built(build) == [MIGRATED]
 
 
-def test_without_a_saved_state_the_router_gets_none():
-    assert routers_built(lambda: SourceSmstools(catalog=catalog(), config=CONFIG, state=None)) == [None]
+def test_without_a_saved_state_the_router_gets_an_empty_book():
+    assert routers_built(lambda: SourceSmstools(catalog=catalog(), config=CONFIG, state=None)) == [({}, {}, None)]
 
 
-def test_the_migration_is_given_the_streams_model_and_runs_before_the_router_is_built():
+@pytest.mark.parametrize("state", [SAVED, None])
+def test_the_migration_runs_before_the_router_is_built_with_a_state_and_without(state):
     events = []
-    migrate, build_router = state.PerPhoneState.migrate, discovery.PhonePartitionRouter.__init__
+    migrate, build_router = state_module.PerPhoneState.migrate, discovery.PhonePartitionRouter.__init__
 
     def migrating(self, stream_state):
-        events.append(("migrate", type(self._stream).__name__, self._stream.name))
+        events.append("migrate")
         return migrate(self, stream_state)
 
     def building(self, *args, **kwargs):
-        events.append(("router", None, None))
+        events.append("router")
         build_router(self, *args, **kwargs)
 
-    saved = StateBuilder().with_stream_state("conversation", SAVED).build()
-    with patch.object(state.PerPhoneState, "migrate", migrating), \
+    saved = StateBuilder().with_stream_state("conversation", state).build() if state else None
+    with patch.object(state_module.PerPhoneState, "migrate", migrating), \
             patch.object(discovery.PhonePartitionRouter, "__init__", building):
         SourceSmstools(catalog=catalog(), config=CONFIG, state=saved).streams(CONFIG)
-    assert events == [("migrate", "DeclarativeStream", "conversation"), ("router", None, None)]
+    assert events == ["migrate", "router"]

@@ -11,29 +11,27 @@ positions kept for the next sync. Then a phone is read when it is:
 - uncovered: a read of it found a message that the sources' pages should have listed and did not
   (components/coverage.py): it is read every sync until its messages are listed again;
 - pending: it has an outbound message whose delivery status was not final when read, within
-  `STATUS_DAYS` (its read reaches back to that message: state.PerPhoneState lowers its cursor);
-- swept: due for the safety sweep, which reads every known phone once every `full_sweep_days`,
-  each phone on its own day (a stable hash of the phone), so that no sync after the first reads
-  them all at once.
+  `STATUS_DAYS` (its read reaches back to that message: the partition router says so);
+- swept: due for the safety sweep, which reads every known phone at least once every
+  `full_sweep_days`, each at a point of its own after its last read (book.sweep_due), so that no
+  sync reads them all at once.
 
-Each rule is a function of its own below. What the next sync needs goes in the stream state's
-`parent_state.changes`: the time of this sync (`at`), the sources' positions, the uncovered
-phones and the pending ones (one timestamp each), and `floor`, the oldest point a phone not read
-this sync may still need: should the CDK switch to one cursor for all phones (more than
-`ConcurrentPerPartitionCursor.SWITCH_TO_GLOBAL_LIMIT`), that cursor starts there, so that the switch
-loses nothing a phone was waiting for. A source that cannot be read turns detection off for the
-sync: every known phone is read, with a warning.
+Each rule is a function of its own below. The phones known, their cursors and last reads are the
+book's (components/book.py); what else the next sync needs goes in the stream state's
+`parent_state.changes`: the time of this sync (`at`), the sources' positions, and the uncovered
+phones and the pending ones (one timestamp each). A source that cannot be read turns detection off
+for the sync: every known phone is read, with a warning.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from source_smstools.components import coverage
+from source_smstools.components.book import DAY, sweep_due
 from source_smstools.components.errors import missed_phones
 from source_smstools.components.session import Refused
 # names, not the module: the single-file build (release/manifest_only.py) drops `sources.` prefixes,
@@ -43,7 +41,6 @@ from source_smstools.components.sources import WATCHED, Fetch, SourceRead, how_r
 logger = logging.getLogger("airbyte")
 
 KEY = "changes"  # this module's part of the stream state's `parent_state`
-DAY = 86_400
 STATUS_DAYS = 7  # a delivery status not final is followed this long, then left to the lookback window
 LATE = 3_600  # a message this much older than the sync was there to be listed (coverage.Observations.watch)
 
@@ -64,16 +61,6 @@ def sweep_days(config: Mapping[str, Any]) -> int:
 
 
 # -- the rules ------------------------------------------------------------------------------------
-
-
-def sweep_due(phone: str, last: Optional[int], at: int, days: int) -> bool:
-    """Whether `phone` is due for the sweep at `at`, the last sync having been at `last`: its own
-    sweep moment (every `days` days, shifted by a stable hash of the phone) fell in between."""
-    if last is None:
-        return True
-    period = days * DAY
-    shift = int(hashlib.md5(phone.encode()).hexdigest()[:8], 16) % period
-    return (at + shift) // period > (last + shift) // period
 
 
 def moved(
@@ -136,37 +123,26 @@ def uncovered_of(previous: Mapping[str, Any]) -> dict[str, list[str]]:
     return {p: [s for s in names if s in WATCHED] for p, names in found.items() if isinstance(names, list)}
 
 
-def floor(
-    cursors: Mapping[str, int], read: set[str], pending: Mapping[str, int], at: int, days: int,
-) -> Optional[int]:
-    """The oldest point a known phone may still need read: for one not read this sync, its pending
-    status, or what the sweep has not looked at yet (since its cursor, or since the sweep's period,
-    its last read at the latest); for one read this sync, its pending status. None with no phone."""
-    swept = at - days * DAY
-    needs = [min(pending.get(p, max(c, swept)), max(c, swept)) for p, c in cursors.items() if p not in read]
-    needs += [t for p, t in pending.items() if p in read]
-    return min(needs) if needs else None
-
-
 # -- the sync's decision ------------------------------------------------------------------------
 
 
 class ChangeDetection:
-    """Decides which phones a sync reads, from `saved` (the stream's saved state, as
-    state.PerPhoneState checked it; None or {} for none); `final_state()` is what goes in
-    `parent_state` for the next, once every phone handed out is read. `observations` gets the
-    facts the records show (components/coverage.py)."""
+    """Decides which phones a sync reads, from `previous` (the last sync's `parent_state.changes`,
+    as state.PerPhoneState checked it; {} for none) and the book's `cursors` (phone -> where its next
+    read starts) and `last_reads` (phone -> when it was last read), both for the phones known (those
+    whose whole history was read); `final_state()` is what goes in `parent_state` for the next sync,
+    once every phone handed out is read. `observations` gets the facts the records show
+    (components/coverage.py)."""
 
     def __init__(
-        self, config: Mapping[str, Any], saved: Optional[Mapping[str, Any]] = None,
+        self, config: Mapping[str, Any], previous: Optional[Mapping[str, Any]] = None,
+        cursors: Optional[Mapping[str, int]] = None, last_reads: Optional[Mapping[str, int]] = None,
         observations: Optional[coverage.Observations] = None,
     ) -> None:
         self.config = config
-        self.saved: Mapping[str, Any] = saved if isinstance(saved, Mapping) else {}
-        parent = self.saved.get("parent_state")
-        mine = parent.get(KEY) if isinstance(parent, Mapping) else None
-        self.previous: Optional[dict[str, Any]] = dict(mine) if isinstance(mine, Mapping) else None
-        self.cursors = _cursors(self.saved)
+        self.previous: Optional[dict[str, Any]] = dict(previous) if previous else None
+        self.cursors: Mapping[str, int] = cursors or {}
+        self.last_reads: Mapping[str, int] = last_reads or {}
         self.lookback = int(config.get("lookback_window_days") or 0) * DAY
         self.days = sweep_days(config)
         self.page_size = int(config.get("page_size") or 2000)
@@ -180,20 +156,17 @@ class ChangeDetection:
         self._notes: list[str] = []
         self._warned = False
 
-    def applies(self) -> bool:
-        """Per-phone cursors to compare with; past the CDK's partition limit there is one for all."""
-        return not self.saved.get("use_global_cursor")
-
     def phones(
         self, sources_: Mapping[str, Any], found: Iterable[str], listed: Optional[list[str]], normalize: Any,
         discover_from: Iterable[str] = (), fetchers: Optional[Mapping[str, Fetch]] = None,
+        mine: Any = lambda phone: True,
     ) -> Iterator[str]:
         """The phones to read. `sources_`: name -> parent stream, for the inbox and the log (both
         are read for changes); `found`: phones found in the contacts; `listed`: the configured
         phones (None: discovery, where a phone unknown so far is new when found in the contacts
         or in `discover_from`'s sources); `fetchers`: name -> its page_reader, to read an
-        oldest-first source from its last pages. The sources are read before the first phone is
-        handed out."""
+        oldest-first source from its last pages; `mine`: whether a phone is this connection's (its
+        shard's). The sources are read before the first phone is handed out."""
         previous = self.previous or {}
         discover_from = set(discover_from)
         if listed is not None:
@@ -211,8 +184,8 @@ class ChangeDetection:
             if kept:
                 state[name] = dict(kept)
         if listed is None:
-            seen = [p for name, read in reads.items() if name in discover_from for p, _, _ in read.entries if p]
-            targets = list(dict.fromkeys(targets + seen + list(cursor_of)))
+            seen = [p for name, read in reads.items() if name in discover_from for p, _, _ in read.entries if p and mine(p)]
+            targets = list(dict.fromkeys(targets + seen + [p for p in cursor_of if mine(p)]))
             forms = {p: p for p in targets}
         self.targets = len(targets)
         windows = {name: w for name, read in reads.items() if (w := window_of(read, self.at))}
@@ -277,15 +250,15 @@ class ChangeDetection:
             position = previous.get(name) if isinstance(previous.get(name), Mapping) else None
             window = self.lookback if name == "message_log" and self.lookback > 0 else 0
             changed |= moved(read, position, cursor_of, self.at, self.lookback, window)
-        last = previous.get("at") if isinstance(previous.get("at"), int) else None
         pending = live_pending(previous.get("pending"), self.at)
+        reads_of = self.last_reads
         flagged = uncovered_of(previous)
         rules = {
             "new": [p for p in targets if forms[p] not in cursor_of],
             "moved": [p for p in known if forms[p] in changed],
             "uncovered": [p for p in known if p in flagged],
             "pending": [p for p in known if p in pending],
-            "swept": [p for p in known if sweep_due(p, last, self.at, self.days)],
+            "swept": [p for p in known if sweep_due(p, reads_of.get(p), self.at, self.days)],
         }
         chosen: dict[str, str] = {}
         for rule, phones in rules.items():
@@ -297,7 +270,7 @@ class ChangeDetection:
             f"{counts['moved']:,} with new entries in the inbox or the message log, {counts['uncovered']:,} not "
             f"covered by them, {counts['pending']:,} with a delivery status not final, {counts['swept']:,} due for "
             f"the {self.days}-day sweep"
-            + (" (no sync with change detection before: every phone)" if last is None else "")
+            + (" (no phone's last read known: every phone)" if known and not reads_of else "")
             + (f"; {'; '.join(self._notes)}." if self._notes else ".")
         )
         # a known phone that no source showed moved: a message after its cursor is one no source announced
@@ -315,13 +288,10 @@ class ChangeDetection:
         left_out = {p: v for p, v in coverage.uncovered(uncovered_of(previous), seen, self.handed).items() if p in synced}
         pending = next_pending(live_pending(previous.get("pending"), self.at), seen.pending, self.handed, self.at)
         pending = {p: t for p, t in pending.items() if p in synced}
-        lowest = floor(self._known, self.handed, pending, self.at, self.days)
         if left_out:
             state["uncovered"] = dict(sorted(left_out.items()))
         if pending:
             state["pending"] = dict(sorted(pending.items()))
-        if lowest is not None:
-            state["floor"] = lowest
         if left_out and not self._warned:
             self._warned = True
             logger.warning(coverage_warning(left_out, self.targets))
@@ -339,21 +309,6 @@ def coverage_warning(left_out: Mapping[str, list[str]], targets: int) -> str:
         "again. The lists may leave out some of your numbers or kinds of message (WhatsApp, calls); if every "
         "phone is named here, their dates may be in another time zone than UTC."
     )
-
-
-def _cursors(saved: Mapping[str, Any]) -> dict[str, int]:
-    """phone -> cursor of the saved per-phone state (the CDK starts the phone from it); entries it
-    cannot read are left out here, as new phones, and PerPhoneState says what is wrong with them."""
-    cursors: dict[str, int] = {}
-    states = saved.get("states")
-    for entry in states if isinstance(states, list) else []:
-        try:
-            phone, value = entry["partition"]["phone"], int(entry["cursor"]["unixDatetime"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if isinstance(phone, str) and value <= now() + DAY:
-            cursors[phone] = value
-    return cursors
 
 
 def _reason(error: Exception) -> str:

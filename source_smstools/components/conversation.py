@@ -73,9 +73,11 @@ class Conversation:
         # what the records show change detection (fed by records.MessageFields, read by the router)
         self.observations = coverage.Observations()
         self.reads = Reads()
-        # phone (as the partition names it) -> the oldest time its read must reach back to this sync, when
-        # that is before the slice's start (set by the partition router before it hands the phone out)
+        # phone (as the partition names it) -> the oldest time its read passes this sync (set by the
+        # partition router before it hands the phone out)
         self.reach: dict[str, int] = {}
+        # phone -> the newest time of the messages its read passed (None: none), once the read is over
+        self.done: dict[str, Optional[int]] = {}
 
 
 def begin(config: Any) -> Conversation:
@@ -173,17 +175,16 @@ class ConversationPage(RecordFilter):
             yield from passed
             if read.next is None:
                 self._reads.end(phone)
+                self._part.done[phone] = read.newest
                 for note in read.notes():
                     logger.warning(f"Phone {read.phone}: {note}.")
 
 
     def _start(self, phone: str, stream_slice: Optional[StreamSlice]) -> Read:
-        """A phone's read: from the slice's start, or further back where this sync needs it
-        (Conversation.reach), to the sync's clock."""
+        """A phone's read: from where the router said it starts (Conversation.reach: its cursor minus
+        the lookback, or further back), else the slice's start, to the sync's clock."""
         lower, upper = bounds(stream_slice)
-        back = self._part.reach.get(phone)
-        if lower is not None and back is not None:
-            lower = min(lower, back)
+        lower = self._part.reach.get(phone, lower)  # the router's, where it said (the slice's is the CDK's one cursor)
         return Read(phone.lstrip("+"), self._size, lower, upper or int(time.time()))
 
 

@@ -18,7 +18,9 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_smstools.components.errors import SourceUnreadable, missed_phones
 
 from source_smstools.components import changes
+from source_smstools.components.book import DAY, shard_of, start_of
 from source_smstools.components.conversation import conversation_of
+from source_smstools.components.state import CHANGES, Saved
 from source_smstools.components.sources import WATCHED, page_reader
 
 logger = logging.getLogger("airbyte")
@@ -53,14 +55,18 @@ def normalize_phone(value: Any) -> Optional[str]:
 class PhonePartitionRouter(PartitionRouter):
     """The conversation stream's partitions, one per phone: the configured `phone_numbers` as given,
     or, when there are none, every phone found in the sources `phone_sources` names (contacts,
-    inbox, message log), normalised by `normalize_phone` and each read once.
+    inbox, message log), normalised by `normalize_phone` and each read once; with a `shard` set, only
+    the phones of that shard (book.shard_of).
 
     `discovery` is a SubstreamPartitionRouter over the contacts, inbox and message log streams
     (the CDK pages and retries them); this class only picks its sources, normalises and
     deduplicates. With change detection on (the default), an incremental sync hands out only the
     phones that are new, that the inbox and message log show moved, or that are due for the sweep
-    (components/changes.py), and keeps the sources' positions as its parent state; off, every
-    sync reads the sources whole and hands out every phone, each going on from its own cursor.
+    (components/changes.py); off, every phone. Each phone's read starts where the book says
+    (components/book.py: its cursor minus the lookback; a phone not in it, from the start date), or
+    further back for a delivery status not final; the router says so before it hands the phone out
+    (conversation.Conversation.reach), and its state (`parent_state.changes`) is the book with what
+    this sync read, and change detection's positions.
     """
 
     config: Config
@@ -68,39 +74,72 @@ class PhonePartitionRouter(PartitionRouter):
     discovery: Optional[SubstreamPartitionRouter] = None
     page_requesters: Optional[list] = None  # the inbox's and the log's HttpRequester (sources.page_reader)
     _changes = None  # this sync's change detection, when on
-    _done = False  # every phone handed out: the next sync's state is change detection's final one
+    _done = False  # every phone handed out: the next sync's state is this sync's
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         # the stream's part of the sync (components/conversation.py): the saved state as the state
-        # migration checked it, and what the records show (coverage.Observations)
+        # migration read it, the reads' starts and ends, and what the records show
         self._part = conversation_of(self.config)
+        self._saved = None
+        self._previous_state: Optional[Mapping[str, Any]] = None
+        self._lookback = int(self.config.get("lookback_window_days") or 0) * DAY
+        self._start = start_of(self.config)
+        self._shard = shard_setting(self.config)
 
     def _listed(self) -> list[str]:
         return list(self.config.get("phone_numbers") or [])
 
+    def _mine(self, phone: str) -> bool:
+        """Whether a phone is this connection's (every phone, unless a shard is set)."""
+        if self._shard is None:
+            return True
+        index, count = self._shard
+        form = normalize_phone(phone)
+        return form is not None and shard_of(form, count) == index
+
     def stream_slices(self) -> Iterable[StreamSlice]:
-        listed = self._listed()
-        detection = (
-            changes.ChangeDetection(self.config, self._part.saved, self._part.observations)
-            if changes.enabled(self.config)
-            else None
-        )
-        if detection is not None and detection.applies() and self.discovery is not None:
-            # only the phones that may have changed (components/changes.py)
+        saved = self._part.saved or Saved()
+        self._saved = saved
+        self._at = changes.now()
+        listed = [p for p in self._listed() if self._mine(p)] if self._listed() else []
+        detection = None
+        if changes.enabled(self.config) and self.discovery is not None:
+            book = saved.book
+            cursors = {p: (c if c is not None else self._start) for p, (c, _) in book.entries.items()}
+            detection = changes.ChangeDetection(
+                self.config, saved.changes, cursors, {p: r for p, (_, r) in book.entries.items()}, self._part.observations
+            )
             self._changes = detection
-            yield from self._changed(detection, listed)
-            return
-        if listed:
-            for phone in dict.fromkeys(listed):
-                yield StreamSlice(partition={"phone": phone}, cursor_slice={})
-            return
-        if self.discovery is None:
-            return
+            phones: Iterable[str] = self._changed(detection, listed)
+        elif self._listed():
+            phones = dict.fromkeys(listed)
+        else:
+            phones = (p for p in self._discovered() if self._mine(p))
+        pending = changes.live_pending(saved.changes.get("pending"), self._at) if detection is not None else {}
+        for phone in phones:
+            self._part.reach[phone] = self._read_from(phone, pending)
+            yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+        # asked for by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
+        self._done = True
+
+    def _read_from(self, phone: str, pending: Mapping[str, int]) -> int:
+        """Where a phone's read starts: its cursor minus the lookback (the cursor is inclusive, as the
+        CDK's), back to a delivery status not final; a phone not in the book, the start date."""
+        book = self._saved.book
+        if phone not in book:
+            return self._saved.default if self._saved.default is not None else self._start
+        cursor = book.cursor(phone)
+        start = self._start if cursor is None else max(cursor - self._lookback, self._start)
+        held = pending.get(phone)
+        return max(min(start, held), self._start) if held is not None else start
+
+    def _discovered(self) -> Iterable[str]:
+        """Every phone the chosen sources list, in one form, each once."""
         chosen = self.config.get("phone_sources") or list(PHONE_SOURCES)
         seen: set[str] = set()
         rejected = 0
         unreadable: list[str] = []
-        sources = [parent for parent in self.discovery.parent_stream_configs if parent.stream.name in chosen]
+        sources = [parent for parent in self.discovery.parent_stream_configs if parent.stream.name in chosen] if self.discovery else []
         for parent in sources:
             name = parent.stream.name
             one = SubstreamPartitionRouter(parent_stream_configs=[parent], config=self.config, parameters={})
@@ -113,7 +152,7 @@ class PhonePartitionRouter(PartitionRouter):
                     elif phone not in seen:
                         seen.add(phone)
                         added += 1
-                        yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+                        yield phone
             except SourceUnreadable as error:
                 # the phones found so far are kept; those only this source lists are missed
                 unreadable.append(name)
@@ -127,40 +166,58 @@ class PhonePartitionRouter(PartitionRouter):
             + (f"; left out {rejected} value(s) that are not phone numbers." if rejected else ".")
         )
 
-    def _changed(self, detection: "changes.ChangeDetection", listed: list[str]) -> Iterable[StreamSlice]:
+    def _changed(self, detection: "changes.ChangeDetection", listed: list[str]) -> Iterable[str]:
         parents = {parent.stream.name: parent for parent in self.discovery.parent_stream_configs}
-        chosen = [] if listed else [name for name in self.config.get("phone_sources") or PHONE_SOURCES if name in parents]
+        chosen = [] if self._listed() else [name for name in self.config.get("phone_sources") or PHONE_SOURCES if name in parents]
         found: list[str] = []
         contacts_unreadable = False
         if "contacts" in chosen:
             # contacts carry no date: read whole, a phone not known yet is a new one
             one = SubstreamPartitionRouter(parent_stream_configs=[parents["contacts"]], config=self.config, parameters={})
             try:
-                found = [p for p in (normalize_phone(s.partition.get("phone")) for s in one.stream_slices()) if p]
+                found = [p for p in (normalize_phone(s.partition.get("phone")) for s in one.stream_slices()) if p and self._mine(p)]
             except SourceUnreadable as error:
                 contacts_unreadable = True
                 logger.warning(missed_phones("contacts", error.message))
         lists = {name: parents[name].stream for name in WATCHED if name in parents}
         handed_out = 0
         fetchers = {r.name: page_reader(r, self.config, detection.page_size) for r in self.page_requesters or []}
-        for phone in detection.phones(lists, found, listed or None, normalize_phone, chosen, fetchers):
+        for phone in detection.phones(lists, found, listed if self._listed() else None, normalize_phone, chosen, fetchers, self._mine):
             handed_out += 1
-            yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+            yield phone
         unreadable = set(detection.unreadable) | ({"contacts"} if contacts_unreadable else set())
         if chosen and set(chosen) <= unreadable and not handed_out:
             # nothing found and nothing known: the sync cannot read a single conversation
             raise _no_source(chosen)
-        # asked for by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
-        self._done = True
 
     def get_stream_state(self) -> Optional[Mapping[str, StreamState]]:
-        # change detection's state: the last sync's while phones are handed out (the CDK keeps a
-        # copy per phone, for the states it emits while they are read), this sync's after, built
-        # when asked for, once every phone is read (its records observed)
-        if self._done and self._changes is not None:
-            return {changes.KEY: self._changes.final_state()}
-        previous = self._changes.previous if self._changes is not None else None
-        return {changes.KEY: previous} if previous else None
+        # While phones are handed out, the last sync's state (the CDK keeps a copy for the states it
+        # emits meanwhile: one that a killed sync leaves reads again what this one read); this
+        # sync's once every phone is read (the book with what the reads found, the records observed).
+        if self._done and self._saved is not None:
+            return {CHANGES: self._final()}
+        if self._previous_state is None and self._saved is not None:
+            previous = dict(self._saved.changes)
+            if self._saved.book or previous:
+                previous["book"] = self._saved.book.encode()
+            if self._saved.default is not None:
+                previous["default"] = self._saved.default
+            self._previous_state = {CHANGES: previous}
+        return self._previous_state
+
+    def _final(self) -> dict[str, Any]:
+        book = self._saved.book
+        for phone, newest in self._part.done.items():
+            book.read(phone, newest, self._at)
+        if self._changes is not None:
+            state = self._changes.final_state()
+        else:
+            state = {k: v for k, v in self._saved.changes.items() if k not in ("pending", "uncovered")}
+            state["at"] = self._at
+        if self._shard is not None:
+            state["shard"] = {"index": self._shard[0], "count": self._shard[1]}
+        state["book"] = book.encode()
+        return state
 
     def get_request_params(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
         return {}
@@ -173,6 +230,20 @@ class PhonePartitionRouter(PartitionRouter):
 
     def get_request_body_json(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
         return {}
+
+
+def shard_setting(config: Mapping[str, Any]) -> Optional[tuple[int, int]]:
+    """(index, count) of the config's `shard`, None for none (or a count of 1)."""
+    shard = config.get("shard")
+    if not isinstance(shard, Mapping):
+        return None
+    index, count = shard.get("index"), shard.get("count")
+    if type(index) is not int or type(count) is not int or count < 1 or not 0 <= index < count:
+        raise AirbyteTracedException(
+            message=f"shard: expected an index from 0 to count - 1 and a count of 1 or more, got index {index!r} and count {count!r}.",
+            failure_type=FailureType.config_error,
+        )
+    return None if count == 1 else (index, count)
 
 
 def _no_source(names: Iterable[str]) -> AirbyteTracedException:
