@@ -83,6 +83,22 @@ def named(message: Any) -> bool:
     return isinstance(message, dict) and message.get("messageId") not in (None, "", False)
 
 
+def averaged(sums: Counter, passes: int, size: int) -> Counter:
+    """Each key as often as `passes` passes of `size` messages held it on average (rounded; a key
+    seen is kept at least once), then brought to `size` in all by the keys whose average is furthest
+    from their count."""
+    counts = Counter({k: max(1, round(n / passes)) for k, n in sums.items()})
+    off = {k: sums[k] / passes - counts[k] for k in sums}  # above 0: counted short of its average
+    short = size - sum(counts.values())
+    if short > 0:
+        for k in sorted(off, key=lambda k: (-off[k], repr(k)))[:short]:
+            counts[k] += 1
+    elif short < 0:
+        for k in sorted((k for k in off if counts[k] > 1), key=lambda k: (off[k], repr(k)))[:-short]:
+            counts[k] -= 1
+    return counts
+
+
 def window(lo: int, hi: int) -> Optional[Ask]:
     """The page and limit of the smallest page that holds positions lo..hi (0-based) whole."""
     lo = max(lo, 0)
@@ -274,6 +290,7 @@ class Step:
     found: list = field(default_factory=list)  # this pass's members, in the order read
     done: List[List[Key]] = field(default_factory=list)  # each pass's keys, in order
     most: Counter = field(default_factory=Counter)  # each key, as often as one answer held it
+    sums: Counter = field(default_factory=Counter)  # each key, as often as all passes together held it
     example: Dict[Key, Any] = field(default_factory=dict)
     stale: int = 0  # passes in a row that found nothing new
     totals: set = field(default_factory=set)  # the totals its answers said (more than one: it moved)
@@ -585,6 +602,7 @@ class Read:
         plan = Step("passes", (0, 0), run=run, page=run.page)
         plan.most = Counter(run.counted)  # the pages read are one pass already
         plan.done.append([key(m) for m in run.members])
+        plan.sums.update(plan.done[-1])
         for m in run.members:
             plan.example.setdefault(key(m), m)
         self._next_pass(plan)
@@ -625,18 +643,30 @@ class Read:
         # two passes alike, the conversation still: the members by position (identical ones too)
         stable = order == plan.done[-1] and len(plan.totals) == 1 and not run.moved
         plan.done.append(order)
+        plan.sums.update(order)
         plan.stale = 0 if grew else plan.stale + 1
         size = run.end - run.start + 1
-        whole = run.moved == 0 and len(plan.totals) == 1 and sum(plan.most.values()) >= size
-        if stable or whole or plan.stale >= 3 or (len(plan.done) > PASSES and not run.moved):
+        still = run.moved == 0 and len(plan.totals) == 1
+        # every position accounted for, each key at most once per pass (with identical messages in
+        # another order on each answer, one seen twice in a pass can hide another not seen at all)
+        whole = still and sum(plan.most.values()) >= size and max(plan.most.values(), default=0) <= 1
+        # a still conversation in another order on every answer: every pass holds each message once,
+        # so all passes are worth making (their average counts identical ones); a moving one: until
+        # passes stop finding anything new
+        if stable or whole or (plan.stale >= 3 and not still) or len(plan.done) > PASSES:
             self.counts["large runs"] += 1
             self.counts["passes"] += len(plan.done) - 1
-            members = plan.found if stable else [dict(plan.example[k]) for k, n in plan.most.items() for _ in range(n)]
+            if stable:
+                members = plan.found
+            else:
+                counted = averaged(plan.sums, len(plan.done), size) if still else plan.most
+                members = [dict(plan.example[k]) for k, n in counted.items() for _ in range(n)]
             self.counts["largest run"] = max(self.counts["largest run"], len(members))
             if not (stable or whole):
-                # passes that find nothing new find nothing more: what the answers cannot show is
-                # how many identical messages (no messageId) one second holds beyond what one answer does
-                self.counts["unverified"] += size - len(members) if size > len(members) else 0
+                # what the answers cannot show is how many identical messages (no messageId) one
+                # second holds beyond what one answer does: counted as the passes averaged (a
+                # still conversation) or as the most one answer held (a moving one)
+                self.counts["unverified"] += sum((plan.most - counted).values()) + sum((counted - plan.most).values()) if still else max(size - len(members), 0)
                 self.counts["unverified runs"] += 1
             return self._done(self._emit(members))
         if len(plan.done) > PASSES:
