@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="source-smstools",
-    version="0.3.0",
+    version="0.4.0",
     description="Airbyte source connector for the Smstools SMS gateway API.",
     author="source-smstools developers",
     license="MIT",
