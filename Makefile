@@ -47,7 +47,7 @@ install: $(VENV)/.deps
 
 # Two workers (pytest-xdist), one per core. Each test file runs whole on one worker (loadfile):
 # the reliability suite computes its cases once in module fixtures and writes its figures once,
-# the acceptance suite serves a fixed port, the image tests build the image once.
+# the acceptance suite serves one emulator for its module, the image tests build the image once.
 # The demo venv (PyAirbyte) and the airbyte-cdk-only venv are built beside the suite, not after it:
 # they are mostly downloads, and the suite's own runtime tests wait for the second (flock).
 test: install
