@@ -183,3 +183,18 @@ class OneParseTest(TestCase):
         assert [r.record.data["unixDatetime"] for r in output.records] == [30]
         assert output.errors[0].trace.error.message == (
             "Phone 393331234567, page 2 (HTTP 200): page 2 of a long conversation, refused by a new filter")
+
+
+def test_the_inbox_and_message_log_dates_are_read_with_one_list_of_forms():
+    import yaml
+
+    from source_smstools.components import sources
+    from source_smstools.source import MANIFEST
+
+    manifest = yaml.safe_load(open(MANIFEST))
+    assert tuple(manifest["definitions"]["date_cursor"]["cursor_datetime_formats"]) == sources.DATE_FORMATS
+    # each form, as change detection reads it: a zone where one is given, else UTC
+    assert [sources.parse_date(v) for v in (
+        "2025-06-05 08:44:46", "2025-06-05T08:44:46Z", "2025-06-05T10:44:46+02:00", "2025-06-05T08:44:46",
+        "05 Jun 2025, 08:44:46", "2025-06-05",
+    )] == [1749113086, 1749113086, 1749113086, 1749113086, 1749113086, 1749081600]

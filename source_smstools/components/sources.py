@@ -13,7 +13,7 @@ position (`position`) and the span of time its pages covered (`window_of`).
 from __future__ import annotations
 
 import calendar
-import time
+import datetime
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional
 
@@ -31,7 +31,11 @@ PAGE_END = "__page_end"  # on the last entry of each page: {"page": n, "total": 
 # read; behind it, a change in the hours before a phone's cursor would wait for the sweep; either
 # way the coverage check, components/coverage.py, finds the messages they seem not to list.)
 MAX_IDS = 50  # entries at the newest second kept in the state (a bulk send can have thousands)
-DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%d %b %Y, %H:%M:%S", "%Y-%m-%d")
+# the `date` forms of the inbox and the message log, as the manifest's date_cursor has them (one
+# list: unit_tests/test_manifest.py keeps them equal); a form without a zone is UTC
+DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%d %b %Y, %H:%M:%S", "%Y-%m-%d",
+)
 WATCHED = {"inbox": "sender", "message_log": "to"}  # source -> the field that holds the phone
 LISTS = {"inbound": "inbox", "outbound": "message_log"}  # a message's direction -> the source that lists it
 
@@ -42,9 +46,12 @@ def parse_date(value: Any) -> Optional[int]:
         return None
     for fmt in DATE_FORMATS:
         try:
-            return calendar.timegm(time.strptime(value.strip(), fmt))
+            parsed = datetime.datetime.strptime(value.strip(), fmt)
         except ValueError:
             continue
+        if parsed.tzinfo is None:
+            return calendar.timegm(parsed.timetuple())
+        return int(parsed.timestamp())
     return None
 
 
