@@ -33,7 +33,7 @@ THEIRS = "source_declarative_manifest.components."  # the module the generic run
 # manifest is tested on. The catalogue pins it with its digest, which can only be read from Docker Hub
 # (`docker buildx imagetools inspect docker.io/airbyte/source-declarative-manifest:7.39.1`):
 # `make manifest-only SDM_DIGEST=sha256:...` adds it.
-CDK_VERSION = "7.39.1"
+CDK_VERSION = re.search(r'"airbyte-cdk==([^"]+)"', (Path(__file__).resolve().parents[1] / "setup.py").read_text()).group(1)  # said once, in setup.py
 BASE_IMAGE = f"docker.io/airbyte/source-declarative-manifest:{CDK_VERSION}"
 
 # the docs' sections about our package alone (the emulator ships with it, not with the manifest)
