@@ -28,4 +28,4 @@ ENTRYPOINT ["source-smstools"]
 USER airbyte
 
 LABEL io.airbyte.name=airbyte/source-smstools
-LABEL io.airbyte.version=0.3.0
+LABEL io.airbyte.version=0.4.0

@@ -45,7 +45,9 @@ $(VENV)/.deps: setup.py | $(BIN)/python
 install: $(VENV)/.deps
 	flock $(VENV)/.install.lock $(BIN)/pip install -q --no-deps --force-reinstall .
 
-# Two workers (pytest-xdist), one per core. Each test file runs whole on one worker (loadfile):
+# Three workers (pytest-xdist) on our two cores: many tests wait on the emulator's latency or on a
+# process, so a third keeps the cores busy. PYTHONHASHSEED=0: the property tests' fixed seed gives
+# the same examples on every run. Each test file runs whole on one worker (loadfile):
 # the reliability suite computes its cases once in module fixtures and writes its figures once,
 # the acceptance suite serves one emulator for its module, the image tests build the image once.
 # The demo venv (PyAirbyte) and the airbyte-cdk-only venv are built beside the suite, not after it:
@@ -53,7 +55,7 @@ install: $(VENV)/.deps
 test: install
 	@mkdir -p .cache
 	@$(MAKE) --no-print-directory demo-install cdk-venv > .cache/test-venvs.log 2>&1 & venvs=$$!; \
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15; status=$$?; \
+	PYTHONHASHSEED=0 $(BIN)/python -m pytest -n 3 --dist loadfile --durations=15; status=$$?; \
 	wait $$venvs || { echo "building the demo and airbyte-cdk venvs failed:"; cat .cache/test-venvs.log; exit 1; }; \
 	exit $$status
 	$(MAKE) test-pyairbyte

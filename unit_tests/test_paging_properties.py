@@ -23,7 +23,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from smstools_emulator.anomalies import Anomalies
@@ -38,7 +38,9 @@ DELETING = ["delete_read", "purge_oldest", "random_deletes"]
 
 # `make test`: a fixed seed, few examples (the suite's time); `make soak` (HYPOTHESIS_PROFILE=soak):
 # many more, a new seed each run, failures kept in .hypothesis/ to be replayed first next time
+# (no shrinking in `make test`: a failure prints its blob to replay; shrinking one took 5 minutes)
 settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None, database=None, print_blob=True,
+                          phases=[Phase.explicit, Phase.generate],
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("soak", max_examples=5_000, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -123,9 +125,12 @@ def read(messages: list, size: int, names: set, seed: int, lower: int | None = N
     return Outcome(passed, requests, error, list(ever.values()), [m for m in first if id(m) in left], paging.counts["unverified"])
 
 
-def check(outcome: Outcome, lower: int | None) -> None:
+def check(outcome: Outcome, lower: int | None, inserted: bool = False) -> None:
     """Every message of the whole read passed as often as it exists, none more often than it ever did,
-    and each identical one with its own occurrence number."""
+    and each identical one with its own occurrence number. Where messages were inserted between
+    answers (`inserted`), copies of identical messages without a messageId are only known to be there
+    once: as many copies as one answer held are passed, and one more that moved between two answers
+    may not be (docs/smstools.md, what cannot be verified)."""
     if outcome.error is not None:
         return
     wanted = Counter(key(m) for m in outcome.throughout if _needed(m, lower))
@@ -136,9 +141,12 @@ def check(outcome: Outcome, lower: int | None) -> None:
     # larger than one answer, in another order on every answer; some copy of each was passed
     unverified = outcome.unverified
     assert all(k[0] == "None" and got[k] for k in missing) or not missing, "messages of the whole read not passed"
-    assert sum(missing.values()) <= unverified, f"{sum(missing.values())} messages of the whole read not passed"
+    assert inserted or sum(missing.values()) <= unverified, f"{sum(missing.values())} messages of the whole read not passed"
     extra = got - ever
-    assert not extra, f"{sum(extra.values())} messages passed more often than they ever existed"
+    # and where the read said so, copies of identical messages counted as its passes averaged: as
+    # many more than exist as it said it could not verify
+    assert all(k[0] == "None" for k in extra) or not extra, "named messages passed more often than they ever existed"
+    assert sum(extra.values()) <= unverified, f"{sum(extra.values())} messages passed more often than they ever existed"
     numbers: dict = {}
     for m in outcome.passed:
         if m.get("messageId") is None:
@@ -187,7 +195,7 @@ def test_where_messages_move_between_answers_none_is_lost_without_an_error(messa
     # a page size that messages arriving on every answer can outrun is no read at all
     assume(len(messages) <= 400 * size and ("arrivals" not in names or size >= 5))
     outcome = read(messages, size, names, seed)
-    check(outcome, None)
+    check(outcome, None, inserted=bool(names & set(INSERTING)))
 
 
 @settings(PROFILE)
@@ -199,4 +207,4 @@ def test_an_incremental_read_passes_every_message_from_its_start(messages, size,
     outcome = read(messages, size, names, seed, lower)
     if not names & set(INSERTING):
         assert outcome.error is None, outcome.error.message
-    check(outcome, lower)
+    check(outcome, lower, inserted=bool(names & set(INSERTING)))

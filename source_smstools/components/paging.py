@@ -857,8 +857,8 @@ class Read:
             said.append(
                 f"{c['unverified runs']} second(s) of more messages than one answer holds came in another order on "
                 "every answer, and passes over them stopped finding new ones; identical messages without a "
-                f"messageId among them could not all be counted: as many as {c['unverified']} of them may not "
-                "have been read"
+                f"messageId among them could not all be counted: as many as {c['unverified']} of them may be "
+                "missing or synced twice"
             )
         if c["checked"]:
             said.append(
