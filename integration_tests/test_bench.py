@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.soak  # 90 s alone, 160 s in the suite: in `make soak`, so that `make test` keeps to 10 minutes
 def test_every_bench_scenario_runs_on_tiny_sizes(tmp_path):
     # bench.py itself checks what each scenario reads (record counts, one page per phone)
     proc = subprocess.run(

@@ -125,10 +125,10 @@ def read(messages: list, size: int, names: set, seed: int, lower: int | None = N
     return Outcome(passed, requests, error, list(ever.values()), [m for m in first if id(m) in left], paging.counts["unverified"])
 
 
-def check(outcome: Outcome, lower: int | None, inserted: bool = False) -> None:
+def check(outcome: Outcome, lower: int | None, moved: bool = False) -> None:
     """Every message of the whole read passed as often as it exists, none more often than it ever did,
-    and each identical one with its own occurrence number. Where messages were inserted between
-    answers (`inserted`), copies of identical messages without a messageId are only known to be there
+    and each identical one with its own occurrence number. Where messages were inserted or deleted
+    between answers (`moved`), copies of identical messages without a messageId are only known to be there
     once: as many copies as one answer held are passed, and one more that moved between two answers
     may not be (docs/smstools.md, what cannot be verified)."""
     if outcome.error is not None:
@@ -141,7 +141,7 @@ def check(outcome: Outcome, lower: int | None, inserted: bool = False) -> None:
     # larger than one answer, in another order on every answer; some copy of each was passed
     unverified = outcome.unverified
     assert all(k[0] == "None" and got[k] for k in missing) or not missing, "messages of the whole read not passed"
-    assert inserted or sum(missing.values()) <= unverified, f"{sum(missing.values())} messages of the whole read not passed"
+    assert moved or sum(missing.values()) <= unverified, f"{sum(missing.values())} messages of the whole read not passed"
     extra = got - ever
     # and where the read said so, copies of identical messages counted as its passes averaged: as
     # many more than exist as it said it could not verify
@@ -195,7 +195,7 @@ def test_where_messages_move_between_answers_none_is_lost_without_an_error(messa
     # a page size that messages arriving on every answer can outrun is no read at all
     assume(len(messages) <= 400 * size and ("arrivals" not in names or size >= 5))
     outcome = read(messages, size, names, seed)
-    check(outcome, None, inserted=bool(names & set(INSERTING)))
+    check(outcome, None, moved=True)
 
 
 @settings(PROFILE)
@@ -207,4 +207,4 @@ def test_an_incremental_read_passes_every_message_from_its_start(messages, size,
     outcome = read(messages, size, names, seed, lower)
     if not names & set(INSERTING):
         assert outcome.error is None, outcome.error.message
-    check(outcome, lower, inserted=bool(names & set(INSERTING)))
+    check(outcome, lower, moved=bool(names & set(INSERTING)))
