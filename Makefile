@@ -50,15 +50,16 @@ install: $(VENV)/.deps
 # the same examples on every run. Each test file runs whole on one worker (loadfile):
 # the reliability suite computes its cases once in module fixtures and writes its figures once,
 # the acceptance suite serves one emulator for its module, the image tests build the image once.
-# The demo venv (PyAirbyte) and the airbyte-cdk-only venv are built beside the suite, not after it:
-# they are mostly downloads, and the suite's own runtime tests wait for the second (flock).
+# The demo venv (PyAirbyte) and the airbyte-cdk-only venv are built beside the suite, not after it
+# (mostly downloads; the suite's own runtime tests wait for the second, flock), and the PyAirbyte
+# tests then run beside it too; their output is printed after the suite's.
 test: install
 	@mkdir -p .cache
-	@$(MAKE) --no-print-directory demo-install cdk-venv > .cache/test-venvs.log 2>&1 & venvs=$$!; \
+	@{ $(MAKE) --no-print-directory demo-install cdk-venv && $(MAKE) --no-print-directory test-pyairbyte; } > .cache/test-side.log 2>&1 & side=$$!; \
 	PYTHONHASHSEED=0 $(BIN)/python -m pytest -n 3 --dist loadfile --durations=15; status=$$?; \
-	wait $$venvs || { echo "building the demo and airbyte-cdk venvs failed:"; cat .cache/test-venvs.log; exit 1; }; \
-	exit $$status
-	$(MAKE) test-pyairbyte
+	wait $$side; side_status=$$?; \
+	echo "== beside the suite: the demo and airbyte-cdk venvs, then make test-pyairbyte"; cat .cache/test-side.log; \
+	[ $$status -eq 0 ] && [ $$side_status -eq 0 ]
 
 # airbyte-cdk alone, as Airbyte's other runtimes have it (integration_tests/runtimes): the generic
 # source-declarative-manifest runtime, the Connector Builder's test read. One venv per CDK version.
