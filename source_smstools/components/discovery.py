@@ -101,7 +101,7 @@ class PhonePartitionRouter(PartitionRouter):
         saved = self._part.saved or Saved()
         self._saved = saved
         self._at = changes.now()
-        listed = [p for p in self._listed() if self._mine(p)] if self._listed() else []
+        listed = [p for p in self._listed() if self._mine(p)]
         detection = None
         if changes.enabled(self.config) and self.discovery is not None:
             book = saved.book
@@ -214,8 +214,6 @@ class PhonePartitionRouter(PartitionRouter):
         else:
             state = {k: v for k, v in self._saved.changes.items() if k not in ("pending", "uncovered")}
             state["at"] = self._at
-        if self._shard is not None:
-            state["shard"] = {"index": self._shard[0], "count": self._shard[1]}
         state["book"] = book.encode()
         return state
 
