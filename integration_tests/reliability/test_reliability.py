@@ -612,7 +612,7 @@ def check_bad_state(figures: Figures, name: str, outcome: dict[str, Any]) -> Non
 @pytest.fixture(scope="module")
 def bad_state_outcomes() -> dict[str, Any]:
     names = list(BAD_STATES)
-    return dict(zip(names, parallel(lambda n: run_bad_state(PARTS["fast"], n), names, workers=2)))
+    return dict(zip(names, parallel(lambda n: run_bad_state(PARTS["fast"], n), names, workers=1)))
 
 
 @pytest.mark.parametrize("name", list(BAD_STATES))
@@ -721,7 +721,7 @@ BAD_CONFIG_FAST = [(n, "read") for n in BAD_CONFIGS] + [(n, c) for n in sorted(F
 
 @pytest.fixture(scope="module")
 def bad_config_outcomes() -> dict[tuple[str, str], Any]:
-    return dict(zip(BAD_CONFIG_FAST, parallel(lambda nc: run_bad_config(PARTS["fast"], *nc), BAD_CONFIG_FAST, workers=2)))
+    return dict(zip(BAD_CONFIG_FAST, parallel(lambda nc: run_bad_config(PARTS["fast"], *nc), BAD_CONFIG_FAST, workers=1)))
 
 
 @pytest.mark.parametrize("name,command", BAD_CONFIG_FAST)
