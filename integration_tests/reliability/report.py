@@ -68,7 +68,7 @@ def counts(section: dict[str, dict[str, Any]], *keys: str) -> dict[str, int]:
 def render(data: dict[str, Any]) -> str:
     out = ["# Reliability figures\n"]
     out.append(
-        "Measured by `integration_tests/reliability/test_reliability.py` against the API emulator, and written by "
+        "Measured by `integration_tests/reliability/` (test_reliability.py, test_bad_config.py, test_bad_state.py) against the API emulator, and written by "
         "`python -m integration_tests.reliability.report` (run by `make soak`). "
         + "; ".join(f"{part} part last run {data[part].get('run_at', '?')}" for part in PARTS if part in data)
         + ".\n"
@@ -145,7 +145,9 @@ def render(data: dict[str, Any]) -> str:
         out.append(cases_section(figures, "hostile data", "Hostile data"))
         out.append(cases_section(figures, "load", "Load"))
         if "secrets" in figures:
-            s = figures["secrets"]
+            scans = figures["secrets"]  # per module (one scan in the files written before the split)
+            scans = [scans] if "outputs_scanned" in scans else list(scans.values())
+            s = {k: sum(scan[k] for scan in scans) for k in ("outputs_scanned", "debug_outputs", "bytes_scanned", "leaks")}
             out.append(
                 f"\n### Secrets\n\n{s['outputs_scanned']} outputs scanned for the client secret (stdout and stderr, "
                 f"{s['debug_outputs']} of them with `--debug`), {s['bytes_scanned']:,} bytes: {s['leaks']} leaks.\n"

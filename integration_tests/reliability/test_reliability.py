@@ -1,4 +1,5 @@
-"""Reliability: nothing lost under faults, interruptions, bad input and hostile data (issue 5).
+"""Reliability: nothing lost under faults, interruptions, bad input and hostile data (issue 5); bad
+configs and bad states in test_bad_config.py and test_bad_state.py, helpers in figures.py.
 
 `make test` runs the fast part; `make soak` (pytest -m soak) the long one, with more data, more
 examples and every combination. The fast part runs the command in this process (cli.call: the
@@ -16,17 +17,14 @@ to hold in memory, through `_spawn`/`_scan`, which do the same scan on what they
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -38,174 +36,16 @@ from smstools_emulator import (
     FAULT_KINDS,
     Emulator,
     make_conversation,
-    make_message,
     sample_phones,
 )
 from source_smstools.components.records import message_id
-from source_smstools.components.state import phone_cursors
 
-FIGURES_FILE = Path(__file__).resolve().parents[2] / ".cache" / "reliability.json"
-MAX_ATTEMPTS = 6  # the manifest's max_retries (5) + 1
+from integration_tests.reliability.figures import (
+    MAX_ATTEMPTS, SHORT_TIMEOUT, Figures, add, all_ids, assert_each, assert_well_formed, compare, configured,
+    conversations, cursors, error_messages, ids_of, newer_messages, parallel, parts, result_of,
+)
 
-
-# -- figures -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Figures:
-    """What one part of the suite (fast or soak) measured in this session."""
-
-    in_process: bool = False  # the runs of Figures.run: cli.call, or cli.run (a process each)
-    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
-    outputs_scanned: int = 0
-    debug_outputs: int = 0
-    bytes_scanned: int = 0
-
-    def section(self, name: str) -> dict[str, Any]:
-        return self.sections.setdefault(name, {})
-
-    def run(self, command: str, config: Any = None, catalog: Any = None, state: Any = None, *args: str,
-            process: bool = False, **kwargs: Any) -> cli.Output:
-        """The command, in this process for the fast part unless `process`; asserts that the secret is absent."""
-        run = cli.call if self.in_process and not process else cli.run
-        out = run(command, config, catalog, state, *args, **kwargs)
-        self.scanned(out.stdout + out.stderr, "--debug" in args)
-        return out
-
-    def scanned(self, text: str, debug: bool = False) -> None:
-        self.outputs_scanned += 1
-        self.debug_outputs += debug
-        self.bytes_scanned += len(text.encode("utf-8", "surrogatepass"))
-
-
-PARTS = {"fast": Figures(in_process=True), "soak": Figures()}
-# a read timeout below the emulator's 1.5 s `timeout` fault, so that the fault is a timeout
-SHORT_TIMEOUT = {**cli.TIMINGS, cli.short_waits.TIMEOUT: "1"}
-
-
-@pytest.fixture
-def figures(request: pytest.FixtureRequest) -> Figures:
-    return PARTS["soak" if request.node.get_closest_marker("soak") else "fast"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _write_figures() -> Iterable[None]:
-    yield
-    data = json.loads(FIGURES_FILE.read_text()) if FIGURES_FILE.exists() else {}
-    for part, figures in PARTS.items():
-        if not figures.sections:
-            continue
-        entry = data.setdefault(part, {})
-        entry.update(figures.sections)  # a section measured now replaces the one of the last run
-        entry["secrets"] = {
-            "outputs_scanned": figures.outputs_scanned,
-            "debug_outputs": figures.debug_outputs,
-            "bytes_scanned": figures.bytes_scanned,
-            "leaks": 0,  # a leak fails the test that saw it
-        }
-        entry["run_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    FIGURES_FILE.parent.mkdir(exist_ok=True)
-    FIGURES_FILE.write_text(json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False))
-
-
-# -- helpers -----------------------------------------------------------------------------------
-
-
-def conversations(sizes: Iterable[int], seed: int = 7) -> dict[str, list[dict[str, Any]]]:
-    return {p: make_conversation(p, n, seed=seed) for p, n in zip(sample_phones(len(list(sizes))), sizes)}
-
-
-def configured(emulator_phone: str) -> str:
-    """The phone as cli.config configures it (the partition value the ids are made from)."""
-    return "+" + emulator_phone.lstrip("+")
-
-
-def ids_of(phone: str, messages: Iterable[dict[str, Any]]) -> set[str]:
-    return {message_id(configured(phone), m) for m in messages}
-
-
-def all_ids(convs: dict[str, list[dict[str, Any]]]) -> set[str]:
-    return set().union(*(ids_of(p, msgs) for p, msgs in convs.items())) if convs else set()
-
-
-def compare(records: list[dict[str, Any]], expected: set[str]) -> dict[str, int]:
-    """How the delivered records stand against the expected ids."""
-    counts = collections.Counter(r["id"] for r in records)
-    return {
-        "expected": len(expected),
-        "delivered": len(records),
-        "lost": len(expected - counts.keys()),
-        "unexpected": len(counts.keys() - expected),
-        "twice": sum(c - 1 for c in counts.values()),
-    }
-
-
-def add(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
-    return {k: total.get(k, 0) + more.get(k, 0) for k in set(total) | set(more)}
-
-
-def cursors(state: list[dict[str, Any]] | None) -> dict[str, str]:
-    if not state:
-        return {}
-    stream_state = state[-1]["stream"]["stream_state"]
-    return {p: str(c) for p, c in phone_cursors(stream_state).items()}
-
-
-def assert_well_formed(state: list[dict[str, Any]]) -> None:
-    """A state the next sync takes as it is: the stream's one cursor, and each phone's in the book."""
-    assert len(state) == 1 and state[0]["type"] == "STREAM"
-    stream_state = state[0]["stream"]["stream_state"]
-    assert state[0]["stream"]["stream_descriptor"]["name"] == "conversation"
-    assert stream_state["use_global_cursor"] is True and "states" not in stream_state
-    # the stream's one cursor, once a record was read (a state emitted before any has none)
-    assert "state" not in stream_state or str(stream_state["state"]["unixDatetime"]).isdigit()
-    assert all(isinstance(p, str) and (c is None or isinstance(c, int)) for p, c in phone_cursors(stream_state).items())
-
-
-def newer_messages(emulator: Emulator, phone: str, count: int, seed: int) -> list[dict[str, Any]]:
-    current = emulator.conversation(phone)
-    newest = current[0]["unixDatetime"] if current else 1_749_113_086
-    rng = random.Random(f"new:{seed}:{phone}")
-    return [make_message(phone, newest + 60 * (i + 1), rng, 100_000 + i) for i in range(count)]
-
-
-def parallel(function: Callable[[Any], Any], items: Iterable[Any], workers: int) -> list[Any]:
-    """function(item) for each item, several at once (the runs mostly wait); exceptions returned."""
-
-    def guarded(item: Any) -> Any:
-        try:
-            return function(item)
-        except BaseException as error:  # noqa: BLE001 - reported by the test of that item
-            return error
-
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(guarded, items))
-
-
-def assert_each(cases: list[Any], run: Callable[[Any], Any], check: Callable[[Any, Any], None], workers: int,
-                label: Callable[[Any], str] = str) -> None:
-    """run(case) for every case, several at once, then check(case, outcome): one assertion at the
-    end lists every case that failed, so a soak run reports them all."""
-    failures = []
-    for case, outcome in zip(cases, parallel(run, cases, workers)):
-        try:
-            if isinstance(outcome, BaseException):
-                raise outcome
-            check(case, outcome)
-        except AssertionError as error:
-            failures.append(f"{label(case)}: {error}")
-    assert not failures, failures
-
-
-def result_of(results: dict[str, Any], key: str) -> Any:
-    result = results[key]
-    if isinstance(result, BaseException):
-        raise result
-    return result
-
-
-def error_messages(out: cli.Output) -> list[str]:
-    return [e["message"] for e in out.errors]
+PARTS = parts()
 
 
 # -- faults ------------------------------------------------------------------------------------
@@ -531,225 +371,6 @@ def test_soak_killed_syncs_resume_and_lose_nothing(figures, tmp_path_factory, pl
 
 
 # -- bad state ---------------------------------------------------------------------------------
-
-
-def _stream(stream_state: Any, name: str = "conversation") -> list[dict[str, Any]]:
-    return [{"type": "STREAM", "stream": {"stream_descriptor": {"name": name}, "stream_state": stream_state}}]
-
-
-def _per_phone(values: dict[str, Any], **extra: Any) -> list[dict[str, Any]]:
-    return _stream({"use_global_cursor": False, "states": [
-        {"partition": {"phone": p}, "cursor": {"unixDatetime": v}} for p, v in values.items()
-    ], **extra})
-
-
-BAD_STATE_CONVS = conversations((30, 12), seed=4)
-_A, _B = (configured(p) for p in BAD_STATE_CONVS)
-_CUT = BAD_STATE_CONVS[_A][9]["unixDatetime"]  # the 10th newest message of phone A
-
-
-def _from(cut: int | None, phone: str) -> set[str]:
-    return ids_of(phone, [m for m in BAD_STATE_CONVS[phone] if cut is None or m["unixDatetime"] >= cut])
-
-
-EVERYTHING = _from(None, _A) | _from(None, _B)
-
-# name -> (state file content, what happens: the ids it must deliver, or the words of its refusal)
-BAD_STATES: dict[str, tuple[Any, Any]] = {
-    "null": ("null", EVERYTHING),
-    "an empty list": ([], EVERYTHING),
-    "an empty object": ({}, EVERYTHING),
-    "another stream's state": (_stream({"unixDatetime": str(_CUT)}, "other_stream"), EVERYTHING),
-    "a LEGACY state message": ([{"type": "LEGACY", "data": {"conversation": {"unixDatetime": str(_CUT)}}}], EVERYTHING),
-    "one cursor for every phone (older shape)": (_stream({"unixDatetime": str(_CUT)}), _from(_CUT, _A) | _from(_CUT, _B)),
-    "a cursor as a number, not a string": (_per_phone({_A: _CUT}), _from(_CUT, _A) | _from(None, _B)),
-    "a cursor in the future": (_per_phone({_A: "99999999999", _B: str(_CUT)}), _from(None, _A) | _from(_CUT, _B)),
-    "a negative cursor": (_per_phone({_A: "-5"}), EVERYTHING),
-    "a phone that is not configured": (_per_phone({"+390000000000": str(_CUT)}), EVERYTHING),
-    "the CDK's own shape, with global state and lookback": (
-        _per_phone({_A: str(_CUT)}, state={"unixDatetime": "99999999999"}, lookback_window=5), _from(_CUT, _A) | _from(None, _B)),
-    "an empty file": ("", "state file"),
-    "not JSON": ("{nope", "state file"),
-    "a state message of no type": ([{}], "state file"),
-    "a legacy dict, not a list of messages": ({"conversation": {"unixDatetime": str(_CUT)}}, "state file"),
-    "stream_state a list": (_stream([1, 2]), "state file"),
-    "stream_state a string": (_stream("abc"), "state file"),
-    "a GLOBAL state with shared state": ([{"type": "GLOBAL", "global": {"shared_state": {"x": 1}, "stream_states": []}}], "GLOBAL"),
-    "unknown keys": (_stream({"foo": 1}), "saved state of the conversation stream is not usable"),
-    '"states" not a list': (_stream({"states": "x"}), "saved state of the conversation stream is not usable"),
-    "an entry without a cursor": (_stream({"states": [{"partition": {"phone": _A}}]}), "saved state of the conversation stream is not usable"),
-    "a cursor that is not a number": (_per_phone({_A: "abc"}), "not a unix time"),
-    "a null cursor": (_per_phone({_A: None}), "not a unix time"),
-    "a cursor with a fraction": (_per_phone({_A: "1749000000.5"}), "not a unix time"),
-    "a cursor that is a list": (_per_phone({_A: [1]}), "not a unix time"),
-}
-
-
-def run_bad_state(figures: Figures, name: str) -> dict[str, Any]:
-    content, _ = BAD_STATES[name]
-    with Emulator(BAD_STATE_CONVS) as emulator:
-        out = figures.run("read", cli.config(emulator, page_size=10), cli.catalog(), content, "--debug")
-        return {"out": out, "requests": len(emulator.requests)}
-
-
-def check_bad_state(figures: Figures, name: str, outcome: dict[str, Any]) -> None:
-    _, expectation = BAD_STATES[name]
-    out = outcome["out"]
-    if isinstance(expectation, set):
-        tally = compare(out.records, expectation)
-        figures.section("bad state")[name] = {"outcome": "read", **tally}
-        assert out.returncode == 0, error_messages(out)
-        # never a silent skip: every message the state does not cover arrives
-        assert (tally["lost"], tally["unexpected"]) == (0, 0), tally
-    else:
-        message = error_messages(out)[0] if out.errors else None
-        figures.section("bad state")[name] = {"outcome": "refused", "message": message, "requests": outcome["requests"]}
-        assert out.returncode != 0 and not out.records
-        assert outcome["requests"] == 0  # refused before anything is read
-        assert expectation in message, message
-
-
-@pytest.fixture(scope="module")
-def bad_state_outcomes() -> dict[str, Any]:
-    names = list(BAD_STATES)
-    return dict(zip(names, parallel(lambda n: run_bad_state(PARTS["fast"], n), names, workers=1)))
-
-
-@pytest.mark.parametrize("name", list(BAD_STATES))
-def test_a_bad_state_works_sensibly_or_fails_clearly(bad_state_outcomes, name):
-    check_bad_state(PARTS["fast"], name, result_of(bad_state_outcomes, name))
-
-
-# -- bad config --------------------------------------------------------------------------------
-
-_DROP = object()
-
-# name -> (changes to a good config (or the whole file's text), the field the message must name)
-BAD_CONFIGS: dict[str, tuple[Any, str]] = {
-    "client_id missing": ({"client_id": _DROP}, "client_id"),
-    "client_id empty": ({"client_id": ""}, "client_id"),
-    "client_id only spaces": ({"client_id": "   "}, "client_id"),
-    "client_id with a trailing newline": ({"client_id": "emulator-client\n"}, "client_id"),
-    "client_id a number": ({"client_id": 123}, "client_id"),
-    "client_id null": ({"client_id": None}, "client_id"),
-    "client_secret missing": ({"client_secret": _DROP}, "client_secret"),
-    "client_secret empty": ({"client_secret": ""}, "client_secret"),
-    "client_secret with a trailing newline": ({"client_secret": CLIENT_SECRET + "\n"}, "client_secret"),
-    "client_secret padded with spaces": ({"client_secret": f" {CLIENT_SECRET} "}, "client_secret"),
-    "client_secret a number": ({"client_secret": 987654321}, "client_secret"),
-    "client_secret a list": ({"client_secret": [CLIENT_SECRET]}, "client_secret"),
-    "phone_numbers not a list": ({"phone_numbers": "+393331000000"}, "phone_numbers"),
-    "phone_numbers with a letter": ({"phone_numbers": ["+39333100000a"]}, "phone_numbers[0]"),
-    "phone_numbers too short": ({"phone_numbers": ["+393331000000", "12345"]}, "phone_numbers[1]"),
-    "phone_numbers too long": ({"phone_numbers": ["1234567890123456"]}, "phone_numbers[0]"),
-    # (spaces, dashes, brackets and a trailing newline are how people type and paste numbers: accepted)
-    "phone_numbers with letters": ({"phone_numbers": ["+39 333 abc"]}, "phone_numbers[0]"),
-    "phone_numbers with a newline inside": ({"phone_numbers": ["+39333\n1000000"]}, "phone_numbers[0]"),
-    "phone_numbers a number": ({"phone_numbers": [393331000000]}, "phone_numbers[0]"),
-    "phone_numbers null": ({"phone_numbers": [None]}, "phone_numbers[0]"),
-    "phone_numbers twice the same": ({"phone_numbers": ["+393331000000", "+393331000000"]}, "phone_numbers"),
-    "start_date a date only": ({"start_date": "2024-01-01"}, "start_date"),
-    "start_date words": ({"start_date": "yesterday"}, "start_date"),
-    "start_date month 13": ({"start_date": "2024-13-01T00:00:00Z"}, "start_date"),
-    "start_date 30 February": ({"start_date": "2024-02-30T00:00:00Z"}, "start_date"),
-    "start_date with an offset": ({"start_date": "2024-01-01T00:00:00+01:00"}, "start_date"),
-    "start_date a number": ({"start_date": 1704067200}, "start_date"),
-    "lookback_window_days negative": ({"lookback_window_days": -1}, "lookback_window_days"),
-    "lookback_window_days a string": ({"lookback_window_days": "3"}, "lookback_window_days"),
-    "lookback_window_days a fraction": ({"lookback_window_days": 1.5}, "lookback_window_days"),
-    "lookback_window_days above 365": ({"lookback_window_days": 366}, "lookback_window_days"),
-    "page_size 0": ({"page_size": 0}, "page_size"),
-    "page_size 2001": ({"page_size": 2001}, "page_size"),
-    "page_size a string": ({"page_size": "100"}, "page_size"),
-    "page_size a fraction": ({"page_size": 100.5}, "page_size"),
-    "num_workers 0": ({"num_workers": 0}, "num_workers"),
-    "num_workers 100": ({"num_workers": 100}, "num_workers"),
-    "num_workers a string": ({"num_workers": "abc"}, "num_workers"),
-    "base_url not a URL": ({"base_url": "not a url"}, "base_url"),
-    "base_url ftp": ({"base_url": "ftp://127.0.0.1"}, "base_url"),
-    "base_url empty": ({"base_url": ""}, "base_url"),
-    "base_url with a space": ({"base_url": "http://127.0.0.1 :80"}, "base_url"),
-    "the config a list": ("[1, 2]", "config"),
-    "the config not JSON": ("{nope", "config"),
-}
-
-# read for every form (in this process) and check and discover for a few (as processes) in the fast
-# part; all three for every form, as processes, in soak
-FAST_CHECK_DISCOVER = {"client_secret with a trailing newline", "start_date 30 February", "num_workers a string", "the config not JSON"}
-
-
-def run_bad_config(figures: Figures, name: str, command: str) -> dict[str, Any]:
-    change, _ = BAD_CONFIGS[name]
-    with Emulator(BAD_STATE_CONVS) as emulator:
-        if isinstance(change, str):
-            config: Any = change
-        else:
-            config = cli.config(emulator)
-            for key, value in change.items():
-                config.pop(key) if value is _DROP else config.__setitem__(key, value)
-        catalog = cli.catalog() if command == "read" else None
-        # the secret as configured (trimmed, for one padded on purpose) stays out of every output
-        secret = change.get("client_secret", CLIENT_SECRET) if isinstance(change, dict) else CLIENT_SECRET
-        secret = str(secret).strip() if isinstance(secret, (str, int)) and str(secret).strip() else CLIENT_SECRET
-        # check and discover run as the command itself: the secret is looked for in its real stdout and stderr
-        out = figures.run(command, config, catalog, None, "--debug", secret=secret, process=command != "read")
-        return {"out": out, "requests": len(emulator.requests)}
-
-
-def check_bad_config(figures: Figures, name: str, command: str, outcome: dict[str, Any]) -> None:
-    _, field_name = BAD_CONFIGS[name]
-    out = outcome["out"]
-    if command == "check" and out.of_type("CONNECTION_STATUS"):
-        message = out.connection_status.get("message")
-        refused = out.connection_status["status"] == "FAILED"
-    elif command == "check":  # a config the entry point cannot read at all: an error trace, exit status 1
-        message = (error_messages(out) or [None])[0]
-        refused = out.returncode != 0 and bool(out.errors)
-    else:
-        message = (error_messages(out) or [None])[0]
-        refused = out.returncode != 0 and not out.records and not out.of_type("CATALOG")
-    figures.section("bad config").setdefault(name, {})[command] = {
-        "refused": bool(refused), "requests": outcome["requests"], "message": message,
-    }
-    assert refused, out.stdout[-2000:]
-    assert outcome["requests"] == 0  # refused before any request
-    assert message and field_name in message, message
-
-
-BAD_CONFIG_FAST = [(n, "read") for n in BAD_CONFIGS] + [(n, c) for n in sorted(FAST_CHECK_DISCOVER) for c in ("check", "discover")]
-
-
-@pytest.fixture(scope="module")
-def bad_config_outcomes() -> dict[tuple[str, str], Any]:
-    return dict(zip(BAD_CONFIG_FAST, parallel(lambda nc: run_bad_config(PARTS["fast"], *nc), BAD_CONFIG_FAST, workers=1)))
-
-
-@pytest.mark.parametrize("name,command", BAD_CONFIG_FAST)
-def test_bad_config_is_refused_clearly_before_any_request(bad_config_outcomes, name, command):
-    check_bad_config(PARTS["fast"], name, command, result_of(bad_config_outcomes, (name, command)))
-
-
-@pytest.mark.soak
-def test_soak_every_bad_config_with_check_discover_and_read(figures):
-    cases = [(n, c) for n in BAD_CONFIGS for c in ("check", "discover", "read")]
-    assert_each(
-        cases,
-        lambda case: run_bad_config(figures, *case),
-        lambda case, outcome: check_bad_config(figures, *case, outcome),
-        workers=3,
-        label=lambda case: " / ".join(case),
-    )
-
-
-@pytest.mark.soak
-def test_soak_every_bad_state(figures):
-    assert_each(
-        list(BAD_STATES),
-        lambda name: run_bad_state(figures, name),
-        lambda name, outcome: check_bad_state(figures, name, outcome),
-        workers=3,
-    )
-
 
 # -- hostile data ------------------------------------------------------------------------------
 
