@@ -205,6 +205,43 @@ def test_a_delivery_status_that_changes_after_the_lookback_window_arrives_in_the
         assert "pending" not in changes_state(out)
 
 
+def test_a_phones_later_pending_status_is_followed_after_its_oldest_one_passes_the_seven_days():
+    """One PENDING message sent every day for 9 days, each DELIVERED 6.5 days after it was sent, but
+    the first, which stays PENDING; a sync every 12 hours, no lookback. 0.3.0 dropped the phone once
+    its oldest pending status passed 7 days: the second message's DELIVERED never arrived."""
+    phone = sample_phones(1)[0]
+    start = NEWEST + 30 * DAY
+    sent_at = [start + d * DAY for d in range(9)]
+    with Emulator({phone: settled(make_conversation(phone, 6, seed=3))}) as emulator:
+        rng = random.Random(7)
+        sent = []
+        for n, at in enumerate(sent_at):
+            while (m := make_message(phone, at, rng, 700 + n))["direction"] != "outbound":
+                pass
+            sent.append(dict(m, deliveryStatus="PENDING"))
+        config = cli.config(emulator, page_size=50, full_sweep_days=365)
+        out, synced, tracked = None, {}, []
+        for n in range(19):  # every 12 hours from the first message's sending, 9 days
+            at = start + n * 12 * HOUR
+            delivered = {m["unixDatetime"] for m in sent[1:] if at >= m["unixDatetime"] + 6 * DAY + 12 * HOUR}
+            emulator.set_conversation(phone, [
+                dict(m, deliveryStatus="DELIVERED") if m["unixDatetime"] in delivered else m
+                for m in [s for s in reversed(sent) if s["unixDatetime"] <= at] + settled(make_conversation(phone, 6, seed=3))
+            ])
+            out = sync(emulator, config, out.last_state if out else None, at=at)
+            for r in out.records:
+                if r["unixDatetime"] in sent_at:
+                    synced[r["unixDatetime"]] = r["deliveryStatus"]
+            held = changes_state(out).get("pending", {}).get(phone)
+            tracked.append(held if isinstance(held, int) else held[0])
+        # the last status synced of each message: the two that turned final within the 9 days arrived
+        assert synced == {t: ("DELIVERED" if t in sent_at[1:3] else "PENDING") for t in sent_at}
+        # followed from its oldest pending message: the first until day 7, then the oldest of the
+        # later ones not final yet (the phone is read from 7 days back: day 1's is delivered by then)
+        assert tracked == [sent_at[0]] * 15 + [sent_at[2]] * 2 + [sent_at[3]] * 2
+        assert changes_state(out)["pending"] == {phone: [sent_at[3], sent_at[8]]}
+
+
 def test_past_the_cdks_partition_limit_a_message_waiting_for_the_sweep_keeps_its_phones_cursor():
     phones = sample_phones(20)
     newcomers = [f"+3247099{n:04d}" for n in range(6)]

@@ -71,10 +71,22 @@ def test_a_source_shows_moved_the_phones_with_entries_after_their_cursor_or_new_
 def test_pending_statuses_are_followed_for_seven_days_and_a_phone_read_keeps_only_what_its_records_showed():
     # b: sent more than 7 days ago; f: scheduled, not sent yet; c, d: no time
     pending = {"a": AT - 7 * DAY, "b": AT - 7 * DAY - 1, "c": "x", "d": True, "e": AT - 60, "f": AT + 60}
-    assert live_pending(pending, AT) == {"a": AT - 7 * DAY, "e": AT - 60}
+    assert live_pending(pending, AT) == {"a": (AT - 7 * DAY, AT - 7 * DAY), "e": (AT - 60, AT - 60)}
     assert live_pending(None, AT) == {}
     # read this sync: what was observed (nothing for e: its status became final); not read: kept
-    assert next_pending({"a": AT - DAY, "e": AT - 60}, {"f": AT - 30}, {"e", "f"}, AT) == {"a": AT - DAY, "f": AT - 30}
+    before = {"a": (AT - DAY, AT - DAY), "e": (AT - 60, AT - 60)}
+    assert next_pending(before, {"f": (AT - 30, AT - 30)}, {"e", "f"}, AT) == {"a": AT - DAY, "f": AT - 30}
+
+
+def test_a_phones_oldest_pending_status_past_seven_days_leaves_its_later_ones_followed_from_the_bound():
+    bound = AT - 7 * DAY
+    pending = {"a": [bound - DAY, AT - DAY], "b": [bound - DAY, bound - 1], "c": [AT - 60, AT - 120], "d": [1, 2, 3], "e": ["x", AT]}
+    # a: read from the bound (its later message is followed); b: both past it; c, d, e: not two times in order
+    assert live_pending(pending, AT) == {"a": (bound, AT - DAY)}
+    # a phone read keeps the oldest and newest its records showed; one time where they are one
+    assert next_pending({}, {"a": (AT - 2 * DAY, AT - DAY), "g": (AT - 5, AT - 5)}, {"a", "g"}, AT) == {
+        "a": [AT - 2 * DAY, AT - DAY], "g": AT - 5,
+    }
 
 
 def test_the_uncovered_phones_of_a_state_keep_only_the_sources_it_names():

@@ -66,7 +66,7 @@ def test_a_message_no_list_announced_on_a_phone_read_for_another_rule_is_missing
     assert seen.missing == {}
 
 
-def test_the_oldest_outbound_message_whose_status_is_not_final_is_kept_per_phone_from_every_thread():
+def test_the_oldest_and_newest_outbound_messages_whose_status_is_not_final_are_kept_per_phone_from_every_thread():
     seen = Observations()
     phones = [f"+39333100000{n}" for n in range(4)]
 
@@ -78,7 +78,13 @@ def test_the_oldest_outbound_message_whose_status_is_not_final_is_kept_per_phone
     threads = [threading.Thread(target=read, args=(p,)) for p in phones]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    assert seen.pending == {p: AT - 157 for p in phones}
+    assert seen.pending == {p: (AT - 157, AT - 7) for p in phones}
+    # a status no longer followed (sent before the bound change detection sets) is left out
+    seen = Observations()
+    seen.pending_since = AT - 100
+    for i in (157, 107, 57, 7):
+        seen.observe(phones[0], message(AT - i, "outbound", "PENDING"))
+    assert seen.pending == {phones[0]: (AT - 57, AT - 7)}
 
 
 def test_a_phone_stays_uncovered_until_a_read_finds_its_messages_listed_and_none_left_out():

@@ -19,7 +19,7 @@ positions kept for the next sync. Then a phone is read when it is:
 Each rule is a function of its own below. The phones known, their cursors and last reads are the
 book's (components/book.py); what else the next sync needs goes in the stream state's
 `parent_state.changes`: the time of this sync (`at`), the sources' positions, and the uncovered
-phones and the pending ones (one timestamp each). A source that cannot be read turns detection off
+phones and the pending ones (a time each, or the oldest and newest pending message's). A source that cannot be read turns detection off
 for the sync: every known phone is read, with a warning.
 """
 
@@ -97,22 +97,36 @@ def moved(
     return found
 
 
-def live_pending(pending: Any, at: int) -> dict[str, int]:
-    """phone -> its oldest message whose status was not final, for those still followed (sent
-    within `STATUS_DAYS` of `at`; a message scheduled later has no delivery yet: when it is sent,
-    the message log lists it); what a state holds that is not a phone and a time is left out."""
+def live_pending(pending: Any, at: int) -> dict[str, tuple[int, int]]:
+    """phone -> (oldest, newest) of its outbound messages whose status was not final, for those
+    still followed: the newest sent within `STATUS_DAYS` of `at`, the oldest taken up to that bound
+    (so a phone's oldest pending message passing the bound does not drop a later one; a message
+    scheduled later has no delivery yet: when it is sent, the message log lists it). A state keeps
+    one time for a phone whose two are equal (as 0.3.0 kept the oldest); what is not a phone and its
+    times is left out."""
     if not isinstance(pending, Mapping):
         return {}
     bound = at - STATUS_DAYS * DAY
-    return {p: t for p, t in pending.items() if type(t) is int and bound <= t <= at}
+    found: dict[str, tuple[int, int]] = {}
+    for phone, value in pending.items():
+        pair = (value, value) if type(value) is int else tuple(value) if isinstance(value, list) else ()
+        if len(pair) != 2 or not all(type(t) is int for t in pair):
+            continue
+        oldest, newest = pair
+        if bound <= newest and oldest <= at and oldest <= newest:
+            found[phone] = (max(oldest, bound), newest)
+    return found
 
 
-def next_pending(before: Mapping[str, int], observed: Mapping[str, int], read: set[str], at: int) -> dict[str, int]:
-    """The pending phones for the next sync: a phone read this sync has what its records showed
-    (its read reached back to its oldest pending message, so none is left behind), one not read
-    keeps what it had."""
+def next_pending(
+    before: Mapping[str, tuple[int, int]], observed: Mapping[str, tuple[int, int]], read: set[str], at: int,
+) -> dict[str, Any]:
+    """The pending phones for the next sync, as the state keeps them: a phone read this sync has
+    what its records showed (its read reached back to its oldest pending message, so none is left
+    behind), one not read keeps what it had."""
     kept = {p: t for p, t in before.items() if p not in read}
-    return live_pending({**kept, **{p: t for p, t in observed.items() if p in read}}, at)
+    pairs = {**kept, **{p: t for p, t in observed.items() if p in read}}
+    return {p: (t[0] if t[0] == t[1] else list(t)) for p, t in live_pending({p: list(t) for p, t in pairs.items()}, at).items()}
 
 
 def uncovered_of(previous: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -148,6 +162,7 @@ class ChangeDetection:
         self.page_size = int(config.get("page_size") or 2000)
         self.at = now()
         self.observations = observations or coverage.Observations()
+        self.observations.pending_since = self.at - STATUS_DAYS * DAY
         self.state: Optional[dict[str, Any]] = None  # set once every phone is handed out
         self.unreadable: list[str] = []  # the sources this sync could not read
         self.handed: set[str] = set()

@@ -62,7 +62,10 @@ class Observations:
         self._horizon = 0
         self._normalize: Callable[[Any], Optional[str]] = lambda p: p
         self._forms: MutableMapping[str, Optional[str]] = {}
-        self.pending: dict[str, int] = {}  # phone -> its oldest outbound message whose status is not final
+        self.pending: dict[str, tuple[int, int]] = {}  # phone -> (oldest, newest) outbound message whose status is not final
+        # statuses of messages sent before this are no longer followed (changes.STATUS_DAYS): a phone's
+        # oldest pending message past the bound must not hide a later one that is within it
+        self.pending_since = 0
         self.missing: dict[str, set[str]] = {}  # phone -> the sources that left out one of its messages
         self.listed: dict[str, set[str]] = {}  # phone -> the sources that listed one in their window
 
@@ -88,10 +91,10 @@ class Observations:
         source = LISTS.get(record.get("direction"))
         if source is None:
             return
-        if source == "message_log" and not final(record.get("deliveryStatus")):
+        if source == "message_log" and date >= self.pending_since and not final(record.get("deliveryStatus")):
             with self._lock:
-                if date < self.pending.get(phone, date + 1):
-                    self.pending[phone] = date
+                oldest, newest = self.pending.get(phone, (date, date))
+                self.pending[phone] = (min(oldest, date), max(newest, date))
         window = self._windows.get(source)
         if window is None or date <= self._cursors.get(phone, date - 1):
             return  # not read this sync: nothing to compare with; or judged when first read

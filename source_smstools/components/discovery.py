@@ -122,7 +122,7 @@ class PhonePartitionRouter(PartitionRouter):
         # asked for by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
         self._done = True
 
-    def _read_from(self, phone: str, pending: Mapping[str, int]) -> int:
+    def _read_from(self, phone: str, pending: Mapping[str, tuple[int, int]]) -> int:
         """Where a phone's read starts: its cursor minus the lookback (the cursor is inclusive, as the
         CDK's), back to a delivery status not final; a phone not in the book, the start date."""
         book = self._saved.book
@@ -131,7 +131,7 @@ class PhonePartitionRouter(PartitionRouter):
         cursor = book.cursor(phone)
         start = self._start if cursor is None else max(cursor - self._lookback, self._start)
         held = pending.get(phone)
-        return max(min(start, held), self._start) if held is not None else start
+        return max(min(start, held[0]), self._start) if held is not None else start
 
     def _discovered(self) -> Iterable[str]:
         """Every phone the chosen sources list, in one form, each once."""
