@@ -18,6 +18,7 @@ from integration_tests import cli
 from smstools_emulator import Emulator, make_contact, make_conversation, make_message, sample_phones
 from source_smstools.components import changes, sources
 from source_smstools.components.book import Book
+from source_smstools.components.discovery import normalize_phone
 from source_smstools.components.state import phone_cursors
 
 DAY = 86_400
@@ -476,3 +477,47 @@ def test_the_generic_runtime_detects_changes_from_the_saved_state_as_our_command
     ours = sync(account, config, [state], at=NOW + 60)
     assert ours.records == []
     assert requests_of() == ["/v1/message/inbox", "/v1/message/logging"]
+
+
+def outbound(phone: str, at: int, n: int) -> dict:
+    """An outbound message of `phone` sent at `at`, its status final."""
+    rng = random.Random(f"{phone}:{n}")
+    while (m := make_message(phone, at, rng, n))["direction"] != "outbound":
+        pass
+    return dict(m, deliveryStatus="DELIVERED")
+
+
+@pytest.mark.parametrize("sent_together", [1, 60])
+def test_a_message_of_the_last_positions_second_listed_after_the_sync_is_read_by_the_next(sent_together):
+    """Phones whose newest message was sent at one second, the message log's newest; after the first
+    sync, a second message of the first phone at that second is listed. With one message there the
+    log's entries have no ID (0.3.0 took every entry of the second as seen: 84 hours late, at the
+    sweep); with 60, more IDs than 0.3.0 kept (the same)."""
+    phones = sample_phones(sent_together + 1)
+    with Emulator({p: settled(make_conversation(p, 3, seed=3)) for p in phones}) as emulator:
+        if sent_together == 1:
+            emulator.entry_ids = "null"
+        top = max(newest(emulator, p) for p in phones) + 600
+        for n, phone in enumerate(phones[:sent_together]):
+            emulator.add_messages(phone, [outbound(phone, top, n)])
+        config = cli.config(emulator, page_size=100)
+        first = sync(emulator, config, at=top + 3_600)
+        late = outbound(phones[0], top, 999)
+        emulator.add_messages(phones[0], [late])
+        second = sync(emulator, config, first.last_state, at=top + 7_200)
+        assert late["messageId"] in {r.get("messageId") for r in second.records}
+        told = [w for w in warnings(second) if "newest second" in w]
+        if sent_together == 1:
+            # no IDs: the phone of each list's newest second is read again (the inbox's too)
+            inbox_newest = normalize_phone(emulator.inbox()[0]["sender"])
+            assert inbox_newest != phones[0].lstrip("+")
+            assert conversation_requests(emulator) == {phones[0].lstrip("+"): 1, inbox_newest: 1}
+            assert told == [
+                f"Change detection: the {name} cannot say which entries of its newest second are new ({n} of the "
+                f"{n} entries read have no ID): the phones of that second are read again in each sync until a newer "
+                "entry is listed." for name, n in (("inbox", 3), ("message log", 5))
+            ]
+        else:
+            # the phone of the new entry is read; the IDs kept tell the other 59 apart
+            assert conversation_requests(emulator) == {phones[0].lstrip("+"): 1}
+            assert told == [] and isinstance(stream_state(second)["parent_state"]["changes"]["message_log"]["ids"], str)

@@ -181,6 +181,12 @@ class Account:
         # The API's inbox and message log are newest first here; their real order is undocumented.
         # "oldest_first" or "shuffled" serves them so (paged after the reordering).
         self.list_order = "newest_first"
+        # The entries' `ID`s: "stable" (a number made from the message), "null" (none: as some
+        # backends leave them out), or "sequential": numbered as the messages are added (those a test
+        # sets first, oldest first, then each added one), the lists newest entry first, so that a
+        # message that arrives late, dated before others, is listed first with the highest ID.
+        self.entry_ids = "stable"
+        self._arrivals: dict[tuple[str, Any, Any], int] = {}
         self.unlisted: set[tuple[str, int]] = set()  # (phone digits, unixDatetime): left out of inbox and log
         self.listing = Listing()  # phones, or kinds of message, the lists leave out (see `set_listing`)
         for phone, messages in (conversations or {}).items():
@@ -195,6 +201,7 @@ class Account:
         """Replace `phone`'s conversation; `messages` newest first."""
         with self._lock:
             self._conversations[self.key(phone)] = list(messages)
+            self._arrive(self.key(phone), sorted(messages, key=lambda m: m.get("unixDatetime") or 0))
             self._page_cache.clear()
             self._derived.clear()
 
@@ -203,8 +210,32 @@ class Account:
         with self._lock:
             current = self._conversations.setdefault(self.key(phone), [])
             current[:0] = sorted(messages, key=lambda m: m.get("unixDatetime") or 0, reverse=True)
+            self._arrive(self.key(phone), messages)
             self._page_cache.clear()
             self._derived.clear()
+
+    @staticmethod
+    def _arrival_key(phone: str, message: dict[str, Any]) -> tuple[str, Any, Any]:
+        return phone, message.get("unixDatetime"), message.get("messageId") or message.get("message")
+
+    def _arrive(self, phone: str, messages: list[dict[str, Any]]) -> None:
+        """Numbers the messages not numbered yet, in the order given (under the lock)."""
+        for m in messages:
+            key = self._arrival_key(phone, m)
+            if key not in self._arrivals:
+                self._arrivals[key] = len(self._arrivals) + 1
+
+    def _entries(self, entries: list[tuple[int, dict[str, Any]]], phones: list[str]) -> list[dict[str, Any]]:
+        """A list's entries as `entry_ids` has them; `phones[i]` is the key of entries[i]'s phone."""
+        if self.entry_ids == "sequential":
+            for (_, entry), (phone, message) in zip(entries, phones):
+                entry["ID"] = self._arrivals.get(self._arrival_key(phone, message), 0)
+            return sorted((e for _, e in entries), key=lambda e: e["ID"], reverse=True)
+        listed = _newest_first(entries)
+        if self.entry_ids == "null":
+            for entry in listed:
+                entry["ID"] = None
+        return listed
 
     def conversation(self, phone: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -275,6 +306,7 @@ class Account:
         receiver = VIRTUAL_NUMBERS[0]["countrycode"] + VIRTUAL_NUMBERS[0]["number"]
 
         def build() -> list[dict[str, Any]]:
+            messages = self._messages("inbound", "inbox")
             entries = [
                 (m["unixDatetime"], {
                     "ID": stable_id("in", p, m["unixDatetime"], m.get("message")),
@@ -284,9 +316,9 @@ class Account:
                     "type": self.listing.kind(p),
                     "date": api_date(m["unixDatetime"]),
                 })
-                for p, m in self._messages("inbound", "inbox")
+                for p, m in messages
             ]
-            return _newest_first(entries)
+            return self._entries(entries, messages)
 
         return self._cached("inbox", build)
 
@@ -295,7 +327,8 @@ class Account:
 
         def build() -> list[dict[str, Any]]:
             entries = []
-            for p, m in self._messages("outbound", "log"):
+            messages = self._messages("outbound", "log")
+            for p, m in messages:
                 ts = m["unixDatetime"]
                 read = m.get("deliveryStatus") == "DELIVERED"
                 entries.append((ts, {
@@ -315,7 +348,7 @@ class Account:
                         "response_sms_date": None,
                     },
                 }))
-            return _newest_first(entries)
+            return self._entries(entries, messages)
 
         return self._cached("log", build)
 

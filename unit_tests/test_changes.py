@@ -68,6 +68,16 @@ def test_a_source_shows_moved_the_phones_with_entries_after_their_cursor_or_new_
     assert moved(log, position, cursors, AT, DAY, DAY) == {"d"}
 
 
+def test_entries_of_the_last_positions_second_without_ids_to_compare_are_new_by_their_date():
+    cursors = {"a": AT - 100, "b": AT - 100, "c": AT - 100}
+    read = read_of(("a", AT - 100, None), ("b", AT - 100, "7"), ("c", AT - 100, "8"))
+    # the IDs kept: the entry without an ID, and the one not kept, are new; the one kept is not
+    assert moved(read, {"newest": AT - 100, "ids": ["7"]}, cursors, AT, 0, 0) == {"a", "c"}
+    # none kept (an entry had no ID, or too many): every entry of that second is new
+    assert moved(read, {"newest": AT - 100}, cursors, AT, 0, 0) == {"a", "b", "c"}
+    assert moved(read, {"newest": AT - 100, "ids": None}, cursors, AT, 0, 0) == {"a", "b", "c"}
+
+
 def test_pending_statuses_are_followed_for_seven_days_and_a_phone_read_keeps_only_what_its_records_showed():
     # b: sent more than 7 days ago; f: scheduled, not sent yet; c, d: no time
     pending = {"a": AT - 7 * DAY, "b": AT - 7 * DAY - 1, "c": "x", "d": True, "e": AT - 60, "f": AT + 60}

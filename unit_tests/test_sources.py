@@ -206,3 +206,21 @@ def test_a_page_asked_for_by_number_goes_through_the_requester_and_is_read_as_th
     # met reading an oldest-first source back: the source is unreadable
     with pytest.raises(sources.Unreadable):
         read_source(Stream([rising(2), rising(2)]), 0, "sender", normalize_phone, 2, sources.page_reader(Requester(page(None)), {}, 2))
+
+
+def test_a_position_keeps_the_ids_of_its_newest_second_listed_then_packed_and_none_where_one_has_no_id():
+    def read_of(ids):
+        return sources.SourceRead(entries=[("a", 1_000, i) for i in ids] + [("b", 900, "x")])
+
+    few = [str(n) for n in range(50)]
+    assert sources.position(read_of(few), None, 2_000) == {"newest": 1_000, "ids": sorted(few)}
+    many = [str(n) for n in range(5_000)]
+    packed = sources.position(read_of(many), None, 2_000)
+    assert packed["ids"].startswith("z1:") and len(packed["ids"]) < 14_000  # 5,000 IDs in 13 kB
+    assert sources.ids_at_newest(packed) == set(many)
+    # an entry without an ID, or more IDs than kept: the second is judged by its date
+    assert sources.position(read_of(["1", None]), None, 2_000) == {"newest": 1_000}
+    assert sources.position(read_of([str(n) for n in range(20_001)]), None, 2_000) == {"newest": 1_000}
+    # a position of 0.4.0 with too many to list, or a packed list that is not one: by date
+    assert sources.ids_at_newest({"newest": 1_000, "ids": None}) is None
+    assert sources.ids_at_newest({"newest": 1_000, "ids": "z1:!!"}) is None

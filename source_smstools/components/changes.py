@@ -36,7 +36,9 @@ from source_smstools.components.errors import missed_phones
 from source_smstools.components.session import Refused
 # names, not the module: the single-file build (release/manifest_only.py) drops `sources.` prefixes,
 # and would drop them from `airbyte_cdk.sources...` as well
-from source_smstools.components.sources import WATCHED, Fetch, SourceRead, how_read, position, read_source, window_of
+from source_smstools.components.sources import (
+    MAX_IDS, WATCHED, Fetch, SourceRead, how_read, ids_at_newest, position, read_source, window_of,
+)
 
 logger = logging.getLogger("airbyte")
 
@@ -74,8 +76,7 @@ def moved(
     newest = position.get("newest") if position else None
     newest = newest if isinstance(newest, int) else None
     stop = newest - window if newest is not None else None
-    ids = set(position.get("ids") or []) if position else set()
-    all_seen = bool(position) and position.get("ids") is None
+    ids = ids_at_newest(position)  # None: that second is judged by its date
     found: set[str] = set()
     for phone, date, entry_id in read.entries:
         if phone is None:
@@ -89,7 +90,7 @@ def moved(
         # newer than the newest entry of the last sync; or not listed then, and at or after the
         # phone's cursor minus the lookback window (where its next read starts: the cursor is
         # inclusive, as the CDK's)
-        new = newest is None or date > newest or (date == newest and not all_seen and entry_id not in ids)
+        new = newest is None or date > newest or (date == newest and (ids is None or entry_id is None or entry_id not in ids))
         if cursor is None or date > cursor or (new and date >= cursor - lookback):
             found.add(phone)
         elif window and date >= at - lookback:
@@ -198,6 +199,8 @@ class ChangeDetection:
             kept = position(reads[name], before, self.at) if name in reads else before
             if kept:
                 state[name] = dict(kept)
+            if name in reads and kept and "ids" not in kept:
+                logger.warning(by_date(name, reads[name]))
         if listed is None:
             seen = [p for name, read in reads.items() if name in discover_from for p, _, _ in read.entries if p and mine(p)]
             targets = list(dict.fromkeys(targets + seen + [p for p in cursor_of if mine(p)]))
@@ -311,6 +314,19 @@ class ChangeDetection:
             self._warned = True
             logger.warning(coverage_warning(left_out, self.targets))
         return state
+
+
+def by_date(name: str, read: SourceRead) -> str:
+    """Said once a sync for a source whose newest second is judged by its date."""
+    unnamed = sum(1 for _, _, i in read.entries if i is None)
+    why = (
+        f"{unnamed:,} of the {len(read.entries):,} entries read have no ID" if unnamed
+        else f"its newest second has more than {MAX_IDS:,} entries"
+    )
+    return (
+        f"Change detection: the {name.replace('_', ' ')} cannot say which entries of its newest second are new "
+        f"({why}): the phones of that second are read again in each sync until a newer entry is listed."
+    )
 
 
 def coverage_warning(left_out: Mapping[str, list[str]], targets: int) -> str:

@@ -12,8 +12,10 @@ position (`position`) and the span of time its pages covered (`window_of`).
 
 from __future__ import annotations
 
+import base64
 import calendar
 import datetime
+import zlib
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional
 
@@ -30,7 +32,13 @@ PAGE_END = "__page_end"  # on the last entry of each page: {"page": n, "total": 
 # conversation's unixDatetime counts. (Dates in a zone ahead of UTC would only make more phones
 # read; behind it, a change in the hours before a phone's cursor would wait for the sweep; either
 # way the coverage check, components/coverage.py, finds the messages they seem not to list.)
-MAX_IDS = 50  # entries at the newest second kept in the state (a bulk send can have thousands)
+# The IDs of the entries at a source's newest second are kept, to tell which entries of that second
+# are new next time: as a list up to LISTED_IDS, compressed beyond it (a bulk send can have
+# thousands), none beyond MAX_IDS or when an entry there has no ID: that second is then judged by
+# its date (its phones read again), said once (changes.ChangeDetection).
+LISTED_IDS = 50
+MAX_IDS = 20_000
+PACKED = "z1:"  # zlib and base64 of the IDs, one a line
 # the `date` forms of the inbox and the message log, as the manifest's date_cursor has them (one
 # list: unit_tests/test_manifest.py keeps them equal); a form without a zone is UTC
 DATE_FORMATS = (
@@ -97,7 +105,7 @@ class Unreadable(Exception):
 class SourceRead:
     """What one read of the inbox or the message log found."""
 
-    entries: list[tuple[Optional[str], Optional[int], str]] = field(default_factory=list)  # (phone, date, ID)
+    entries: list[tuple[Optional[str], Optional[int], Optional[str]]] = field(default_factory=list)  # (phone, date, ID)
     pages: int = 0
     total_pages: Optional[int] = None
     whole: bool = True  # read to its end (no early stop)
@@ -167,7 +175,8 @@ def _take(read: SourceRead, data: Mapping[str, Any], phone_field: str, normalize
         return end  # an empty page
     date = parse_date(data.get("date"))
     read.undated += date is None
-    read.entries.append((normalize(data.get(phone_field)), date, str(data.get("ID"))))
+    entry_id = data.get("ID")
+    read.entries.append((normalize(data.get(phone_field)), date, None if entry_id in (None, "") else str(entry_id)))
     return end
 
 
@@ -230,19 +239,42 @@ def _records(stream: Any) -> Iterator[Any]:
 
 
 def position(read: SourceRead, before: Optional[Mapping[str, Any]], at: int) -> Optional[Mapping[str, Any]]:
-    """Where the next sync starts reading a source: its newest date up to now, and the entries at
-    it. The source is read before any conversation of the sync (ChangeDetection.phones), so a
-    message that arrives while the conversations are read is newer than this position, and the
-    next sync sees it. An entry dated in the future does not count: a reply dated before it,
-    listed later, would seem older than what was read."""
+    """Where the next sync starts reading a source: its newest date up to now, and the IDs of the
+    entries at it (none: that second is judged by its date, see LISTED_IDS). The source is read
+    before any conversation of the sync (ChangeDetection.phones), so a message that arrives while
+    the conversations are read is newer than this position, and the next sync sees it. An entry
+    dated in the future does not count: a reply dated before it, listed later, would seem older
+    than what was read."""
     dates = [d for _, d, _ in read.entries if d is not None and d <= at]
     if not dates:
         return dict(before) if before else None
     newest = max(dates)
     if before and isinstance(before.get("newest"), int) and before["newest"] > newest:
         return dict(before)
-    ids = sorted({i for _, d, i in read.entries if d == newest})
-    return {"newest": newest, "ids": ids if len(ids) <= MAX_IDS else None}
+    ids = {i for _, d, i in read.entries if d == newest}
+    if None in ids or len(ids) > MAX_IDS:
+        return {"newest": newest}
+    return {"newest": newest, "ids": pack_ids(sorted(ids))}
+
+
+def pack_ids(ids: list[str]) -> Any:
+    if len(ids) <= LISTED_IDS:
+        return ids
+    return PACKED + base64.b64encode(zlib.compress("\n".join(ids).encode(), 9)).decode()
+
+
+def ids_at_newest(position: Optional[Mapping[str, Any]]) -> Optional[set[str]]:
+    """The IDs a position keeps of its newest second; None: judge that second by its date (no IDs
+    kept, or what is kept cannot be read: a state of 0.4.0 or before that had too many)."""
+    ids = position.get("ids") if position else None
+    if isinstance(ids, list):
+        return {str(i) for i in ids}
+    if isinstance(ids, str) and ids.startswith(PACKED):
+        try:
+            return set(zlib.decompress(base64.b64decode(ids[len(PACKED):], validate=True)).decode().split("\n"))
+        except (ValueError, zlib.error, UnicodeDecodeError):
+            return None
+    return None
 
 
 @dataclass(frozen=True)
