@@ -521,3 +521,30 @@ def test_a_message_of_the_last_positions_second_listed_after_the_sync_is_read_by
             # the phone of the new entry is read; the IDs kept tell the other 59 apart
             assert conversation_requests(emulator) == {phones[0].lstrip("+"): 1}
             assert told == [] and isinstance(stream_state(second)["parent_state"]["changes"]["message_log"]["ids"], str)
+
+
+@pytest.mark.parametrize("lookback_days", [0, 1])
+@pytest.mark.parametrize("before_cursor", [1_800, 7_200, 3 * DAY])
+def test_a_message_listed_late_dated_before_its_phones_cursor_is_read_back_to_by_the_next_sync(lookback_days, before_cursor):
+    """The lists' IDs grow as entries are added (a queued inbound SMS, a gateway's delayed insert, is
+    listed first, with the highest ID, dated before messages already synced). 0.3.0: with lookback
+    0 never synced; with 1 day, 60 to 156 hours late or never."""
+    phones = sample_phones(3)
+    with Emulator({p: settled(make_conversation(p, 6, seed=3)) for p in phones}) as emulator:
+        emulator.entry_ids = "sequential"
+        config = cli.config(emulator, page_size=100, lookback_window_days=lookback_days)
+        first = sync(emulator, config)
+        cursor = cursors(first)[phones[0]]
+        rng = random.Random(before_cursor)
+        while (late := make_message(phones[0], cursor - before_cursor, rng, 77))["direction"] != "inbound":
+            pass
+        emulator.add_messages(phones[0], [dict(late, message="late one")])
+        assert emulator.inbox()[0]["message"] == "late one"  # listed first, dated before the cursor
+        second = sync(emulator, config, first.last_state, at=NOW + 3_600)
+        assert [r["unixDatetime"] for r in second.records if r["message"] == "late one"] == [cursor - before_cursor]
+        # with a lookback window, the phones with messages sent within it of now are read for their statuses
+        read = phones if lookback_days else phones[:1]
+        assert conversation_requests(emulator) == {p.lstrip("+"): 1 for p in read}
+        third = sync(emulator, config, second.last_state, at=NOW + 7_200)
+        assert conversation_requests(emulator) == ({p.lstrip("+"): 1 for p in read} if lookback_days else {})
+        assert stream_state(third)["parent_state"]["changes"]["inbox"]["top"] == emulator.inbox()[0]["ID"]

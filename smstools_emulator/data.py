@@ -191,6 +191,11 @@ class Account:
         self.listing = Listing()  # phones, or kinds of message, the lists leave out (see `set_listing`)
         for phone, messages in (conversations or {}).items():
             self.set_conversation(phone, messages)
+        # the account's first messages arrived in the order of their dates, whatever their phone
+        self._arrivals.clear()
+        everything = [(m.get("unixDatetime") or 0, p, m) for p, ms in self._conversations.items() for m in ms]
+        for _, p, m in sorted(everything, key=lambda e: e[0]):
+            self._arrive(p, [m])
 
     # -- data -------------------------------------------------------------------------------
     @staticmethod

@@ -224,3 +224,20 @@ def test_a_position_keeps_the_ids_of_its_newest_second_listed_then_packed_and_no
     # a position of 0.4.0 with too many to list, or a packed list that is not one: by date
     assert sources.ids_at_newest({"newest": 1_000, "ids": None}) is None
     assert sources.ids_at_newest({"newest": 1_000, "ids": "z1:!!"}) is None
+
+
+def test_entry_ids_tell_what_is_new_only_where_they_are_seen_to_grow_with_the_dates():
+    def read_of(pairs):
+        return sources.SourceRead(entries=[("a", d, i) for i, d in pairs])
+
+    counted = [(str(100 + n), 1_000 + 60 * n) for n in range(20)]
+    assert sources.top_id(read_of(counted)) == 119
+    # one entry listed late (the highest ID, an old date): still a count
+    assert sources.top_id(read_of(counted + [("120", 900)])) == 120
+    # hashes, texts, or an entry without an ID: no top
+    hashed = [(str(h), 1_000 + 60 * n) for n, h in enumerate([907, 13, 554, 2, 781, 330, 96, 648, 71, 402])]
+    assert sources.top_id(read_of(hashed)) is None
+    assert sources.top_id(read_of([("a1", 1_000)] + counted)) is None
+    assert sources.top_id(read_of([(None, 1_000)] + counted)) is None
+    # the position keeps the highest seen, this read's or the last sync's
+    assert sources.position(read_of(counted), {"newest": 1_000, "top": 500}, 5_000)["top"] == 500

@@ -67,22 +67,32 @@ def sweep_days(config: Mapping[str, Any]) -> int:
 
 def moved(
     read: SourceRead, position: Optional[Mapping[str, Any]], cursor_of: Mapping[str, int], at: int, lookback: int,
-    window: int,
+    window: int, late: Optional[dict[str, int]] = None,
 ) -> set[str]:
     """The phones (in one form) that a source's entries show moved since the last sync.
 
     `position`: where the last sync left the source; `window`: how far before it the source was
-    read again (the log: the lookback window, for statuses sent within it)."""
+    read again (the log: the lookback window, for statuses sent within it); `late` gets, for a
+    phone with an entry added since then but dated before its cursor minus the lookback, the
+    oldest such date (its read must start there)."""
     newest = position.get("newest") if position else None
     newest = newest if isinstance(newest, int) else None
     stop = newest - window if newest is not None else None
     ids = ids_at_newest(position)  # None: that second is judged by its date
+    top = position.get("top") if position else None
     found: set[str] = set()
     for phone, date, entry_id in read.entries:
         if phone is None:
             continue
         if date is None:
             found.add(phone)  # no date we can read: it may be new
+            continue
+        if type(top) is int and entry_id is not None and entry_id.isdigit() and int(entry_id) > top and date <= at:
+            # added since the last sync (its ID is higher than any listed then), whatever its date:
+            # a message listed late; the phone's read reaches back to it (`late`)
+            found.add(phone)
+            if late is not None and (cursor_of.get(phone) is None or date < cursor_of[phone] - lookback):
+                late[phone] = min(date, late.get(phone, date))
             continue
         if (stop is not None and date < stop) or date > at:
             continue  # seen by the last sync; or dated in the future (read once its time has come)
@@ -167,6 +177,7 @@ class ChangeDetection:
         self.state: Optional[dict[str, Any]] = None  # set once every phone is handed out
         self.unreadable: list[str] = []  # the sources this sync could not read
         self.handed: set[str] = set()
+        self.late: dict[str, int] = {}  # phone (one form) -> the date its read reaches back to (moved)
         self.targets = 0
         self._known: dict[str, int] = {}
         self._notes: list[str] = []
@@ -267,7 +278,7 @@ class ChangeDetection:
         for name, read in reads.items():
             position = previous.get(name) if isinstance(previous.get(name), Mapping) else None
             window = self.lookback if name == "message_log" and self.lookback > 0 else 0
-            changed |= moved(read, position, cursor_of, self.at, self.lookback, window)
+            changed |= moved(read, position, cursor_of, self.at, self.lookback, window, self.late)
         pending = live_pending(previous.get("pending"), self.at)
         reads_of = self.last_reads
         flagged = uncovered_of(previous)

@@ -117,21 +117,24 @@ class PhonePartitionRouter(PartitionRouter):
             phones = (p for p in self._discovered() if self._mine(p))
         pending = changes.live_pending(saved.changes.get("pending"), self._at) if detection is not None else {}
         for phone in phones:
-            self._part.reach[phone] = self._read_from(phone, pending)
+            late = detection.late.get(normalize_phone(phone) or phone) if detection is not None else None
+            self._part.reach[phone] = self._read_from(phone, pending, late)
             yield StreamSlice(partition={"phone": phone}, cursor_slice={})
         # asked for by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
         self._done = True
 
-    def _read_from(self, phone: str, pending: Mapping[str, tuple[int, int]]) -> int:
+    def _read_from(self, phone: str, pending: Mapping[str, tuple[int, int]], late: Optional[int] = None) -> int:
         """Where a phone's read starts: its cursor minus the lookback (the cursor is inclusive, as the
-        CDK's), back to a delivery status not final; a phone not in the book, the start date."""
+        CDK's), back to a delivery status not final or to a message listed late (`late`, its date);
+        a phone not in the book, the start date."""
         book = self._saved.book
         if phone not in book:
             return self._saved.default if self._saved.default is not None else self._start
         cursor = book.cursor(phone)
         start = self._start if cursor is None else max(cursor - self._lookback, self._start)
         held = pending.get(phone)
-        return max(min(start, held[0]), self._start) if held is not None else start
+        back = min([t for t in (held[0] if held else None, late) if t is not None], default=start)
+        return max(min(start, back), self._start)
 
     def _discovered(self) -> Iterable[str]:
         """Every phone the chosen sources list, in one form, each once."""

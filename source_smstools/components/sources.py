@@ -252,9 +252,26 @@ def position(read: SourceRead, before: Optional[Mapping[str, Any]], at: int) -> 
     if before and isinstance(before.get("newest"), int) and before["newest"] > newest:
         return dict(before)
     ids = {i for _, d, i in read.entries if d == newest}
-    if None in ids or len(ids) > MAX_IDS:
-        return {"newest": newest}
-    return {"newest": newest, "ids": pack_ids(sorted(ids))}
+    kept: dict[str, Any] = {"newest": newest}
+    if None not in ids and len(ids) <= MAX_IDS:
+        kept["ids"] = pack_ids(sorted(ids))
+    top = top_id(read)
+    if top is not None:
+        earlier = before.get("top") if before else None
+        kept["top"] = max(top, earlier) if type(earlier) is int else top
+    return kept
+
+
+def top_id(read: SourceRead) -> Optional[int]:
+    """The highest entry ID read, where the IDs are seen to grow as entries are added: all numbers,
+    and in the order of their dates but for a few (entries listed late); None where they are not
+    (a hash, a text): then no entry can be told new by its ID."""
+    numbered = [(int(i), d) for _, d, i in read.entries if i is not None and i.isdigit() and d is not None]
+    if len(numbered) < 5 or len(numbered) < len(read.entries):
+        return None  # too few to tell a count from a hash
+    numbered.sort()
+    against = sum(1 for (_, a), (_, b) in zip(numbered, numbered[1:]) if b < a)
+    return numbered[-1][0] if against <= max(1, len(numbered) // 10) else None
 
 
 def pack_ids(ids: list[str]) -> Any:
