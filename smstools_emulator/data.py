@@ -155,6 +155,12 @@ def make_contact(phone: str | None, contact_id: int, **fields: Any) -> dict[str,
 
 
 
+def _time_of(message: dict[str, Any]) -> int:
+    """A message's time for ordering its arrival (a hostile one may have none, or a text)."""
+    value = message.get("unixDatetime")
+    return value if type(value) is int else 0
+
+
 def _newest_first(entries: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
     return [e for _, e in sorted(entries, key=lambda e: (e[0], e[1]["ID"]), reverse=True)]
 
@@ -193,7 +199,7 @@ class Account:
             self.set_conversation(phone, messages)
         # the account's first messages arrived in the order of their dates, whatever their phone
         self._arrivals.clear()
-        everything = [(m.get("unixDatetime") or 0, p, m) for p, ms in self._conversations.items() for m in ms]
+        everything = [(_time_of(m), p, m) for p, ms in self._conversations.items() for m in ms]
         for _, p, m in sorted(everything, key=lambda e: e[0]):
             self._arrive(p, [m])
 
@@ -206,7 +212,7 @@ class Account:
         """Replace `phone`'s conversation; `messages` newest first."""
         with self._lock:
             self._conversations[self.key(phone)] = list(messages)
-            self._arrive(self.key(phone), sorted(messages, key=lambda m: m.get("unixDatetime") or 0))
+            self._arrive(self.key(phone), sorted(messages, key=_time_of))
             self._page_cache.clear()
             self._derived.clear()
 
@@ -221,7 +227,8 @@ class Account:
 
     @staticmethod
     def _arrival_key(phone: str, message: dict[str, Any]) -> tuple[str, Any, Any]:
-        return phone, message.get("unixDatetime"), message.get("messageId") or message.get("message")
+        # repr: a hostile message's fields may be lists or objects (not hashable)
+        return phone, repr(message.get("unixDatetime")), repr(message.get("messageId") or message.get("message"))
 
     def _arrive(self, phone: str, messages: list[dict[str, Any]]) -> None:
         """Numbers the messages not numbered yet, in the order given (under the lock)."""
