@@ -27,6 +27,20 @@ class BookError(ValueError):
     pass
 
 
+def pack(prefix: str, text: str) -> str:
+    """`prefix` and the base64 of the zlib-compressed `text`: the book's form, and that of a list's
+    IDs in a position (sources.pack_ids)."""
+    return prefix + base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+
+
+def unpack(prefix: str, packed: str) -> str:
+    """The text `pack` packed after `prefix`; ValueError naming the kind of fault when it is none."""
+    try:
+        return zlib.decompress(base64.b64decode(packed[len(prefix) :], validate=True)).decode()
+    except (ValueError, zlib.error, UnicodeDecodeError) as error:
+        raise ValueError(type(error).__name__) from None
+
+
 class Book:
     """phone -> (cursor, last read); a cursor of None: read whole, no message yet."""
 
@@ -57,7 +71,7 @@ class Book:
         lines = "\n".join(
             f"{phone} {'-' if cursor is None else cursor} {read}" for phone, (cursor, read) in sorted(self.entries.items())
         )
-        return VERSION + base64.b64encode(zlib.compress(lines.encode(), 9)).decode()
+        return pack(VERSION, lines)
 
     @classmethod
     def decode(cls, text: object) -> "Book":
@@ -65,9 +79,9 @@ class Book:
         if not isinstance(text, str) or not text.startswith(VERSION):
             raise BookError(f"expected a string starting with {VERSION!r}, got {type(text).__name__}")
         try:
-            lines = zlib.decompress(base64.b64decode(text[len(VERSION) :], validate=True)).decode()
-        except (ValueError, zlib.error, UnicodeDecodeError) as error:
-            raise BookError(f"not base64 of zlib-compressed text ({type(error).__name__})") from None
+            lines = unpack(VERSION, text)
+        except ValueError as error:
+            raise BookError(f"not base64 of zlib-compressed text ({error})") from None
         entries: Dict[str, Tuple[Optional[int], int]] = {}
         for number, line in enumerate(lines.split("\n") if lines else [], start=1):
             parts = line.split(" ")

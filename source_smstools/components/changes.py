@@ -108,25 +108,32 @@ def moved(
     return found
 
 
+def pending_bound(at: int) -> int:
+    """Statuses of messages sent before this are no longer followed."""
+    return at - STATUS_DAYS * DAY
+
+
 def live_pending(pending: Any, at: int) -> dict[str, tuple[int, int]]:
-    """phone -> (oldest, newest) of its outbound messages whose status was not final, for those
-    still followed: the newest sent within `STATUS_DAYS` of `at`, the oldest taken up to that bound
-    (so a phone's oldest pending message passing the bound does not drop a later one; a message
-    scheduled later has no delivery yet: when it is sent, the message log lists it). A state keeps
-    one time for a phone whose two are equal (as 0.3.0 kept the oldest); what is not a phone and its
-    times is left out."""
+    """phone -> (oldest, newest) of its outbound messages whose status was not final, as a state
+    keeps them (one time for a phone whose two are equal, as 0.3.0 kept the oldest), for the phones
+    still followed (`followed`); what is not a phone and its times is left out."""
     if not isinstance(pending, Mapping):
         return {}
-    bound = at - STATUS_DAYS * DAY
-    found: dict[str, tuple[int, int]] = {}
+    pairs: dict[str, tuple[int, int]] = {}
     for phone, value in pending.items():
         pair = (value, value) if type(value) is int else tuple(value) if isinstance(value, list) else ()
-        if len(pair) != 2 or not all(type(t) is int for t in pair):
-            continue
-        oldest, newest = pair
-        if bound <= newest and oldest <= at and oldest <= newest:
-            found[phone] = (max(oldest, bound), newest)
-    return found
+        if len(pair) == 2 and all(type(t) is int for t in pair) and pair[0] <= pair[1]:
+            pairs[phone] = pair
+    return followed(pairs, at)
+
+
+def followed(pairs: Mapping[str, tuple[int, int]], at: int) -> dict[str, tuple[int, int]]:
+    """The phones whose newest pending message was sent within `STATUS_DAYS` of `at`, their oldest
+    taken up to that bound (so a phone's oldest pending message passing the bound does not drop a
+    later one; a message scheduled later has no delivery yet: when it is sent, the message log
+    lists it)."""
+    bound = pending_bound(at)
+    return {p: (max(oldest, bound), newest) for p, (oldest, newest) in pairs.items() if bound <= newest and oldest <= at}
 
 
 def next_pending(
@@ -137,7 +144,7 @@ def next_pending(
     behind), one not read keeps what it had."""
     kept = {p: t for p, t in before.items() if p not in read}
     pairs = {**kept, **{p: t for p, t in observed.items() if p in read}}
-    return {p: (t[0] if t[0] == t[1] else list(t)) for p, t in live_pending({p: list(t) for p, t in pairs.items()}, at).items()}
+    return {p: (oldest if oldest == newest else [oldest, newest]) for p, (oldest, newest) in followed(pairs, at).items()}
 
 
 def uncovered_of(previous: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -173,7 +180,7 @@ class ChangeDetection:
         self.page_size = int(config.get("page_size") or 2000)
         self.at = now()
         self.observations = observations or coverage.Observations()
-        self.observations.pending_since = self.at - STATUS_DAYS * DAY
+        self.observations.pending_since = pending_bound(self.at)
         self.state: Optional[dict[str, Any]] = None  # set once every phone is handed out
         self.unreadable: list[str] = []  # the sources this sync could not read
         self.handed: set[str] = set()

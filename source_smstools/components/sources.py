@@ -12,10 +12,8 @@ position (`position`) and the span of time its pages covered (`window_of`).
 
 from __future__ import annotations
 
-import base64
 import calendar
 import datetime
-import zlib
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional
 
@@ -23,6 +21,7 @@ import requests
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.types import Config
 
+from source_smstools.components.book import pack, unpack
 from source_smstools.components.context import sync_of
 from source_smstools.components.pages import body_of
 
@@ -277,7 +276,7 @@ def top_id(read: SourceRead) -> Optional[int]:
 def pack_ids(ids: list[str]) -> Any:
     if len(ids) <= LISTED_IDS:
         return ids
-    return PACKED + base64.b64encode(zlib.compress("\n".join(ids).encode(), 9)).decode()
+    return pack(PACKED, "\n".join(ids))
 
 
 def ids_at_newest(position: Optional[Mapping[str, Any]]) -> Optional[set[str]]:
@@ -288,8 +287,8 @@ def ids_at_newest(position: Optional[Mapping[str, Any]]) -> Optional[set[str]]:
         return {str(i) for i in ids}
     if isinstance(ids, str) and ids.startswith(PACKED):
         try:
-            return set(zlib.decompress(base64.b64decode(ids[len(PACKED):], validate=True)).decode().split("\n"))
-        except (ValueError, zlib.error, UnicodeDecodeError):
+            return set(unpack(PACKED, ids).split("\n"))
+        except ValueError:
             return None
     return None
 
