@@ -106,11 +106,13 @@ def test_the_first_sync_reads_every_phone_and_the_next_with_nothing_new_reads_no
     config = discovering(account)
     first = sync(account, config)
     assert cli.records_by_phone(first) == {d: {m["unixDatetime"] for m in account.conversation(d)} for d in DIGITS}
-    # the sources read whole once, after the phones (all new) were handed out
+    # the sources read whole once, after the phones (all new) were handed out; the account's
+    # virtual numbers asked for once (one number: its inbox is the account's)
     assert source_requests(account) == {
         "/v1/contact": pages(account.contacts()),
         "/v1/message/inbox": pages(account.inbox()),
         "/v1/message/logging": pages(account.message_log()),
+        "/v1/vmn": 1,
     }
     assert pages(account.inbox()) > 1 and pages(account.message_log()) > 1
     inbox, log = account.inbox()[0], account.message_log()[0]
@@ -120,6 +122,7 @@ def test_the_first_sync_reads_every_phone_and_the_next_with_nothing_new_reads_no
             "at": NOW,
             "inbox": {"newest": sources.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
             "message_log": {"newest": sources.parse_date(log["date"]), "ids": [str(log["ID"])]},
+            "numbers": {"at": NOW, "apart": [], "blind": []},
             "book": book,
         }
     }
@@ -344,6 +347,7 @@ def test_oldest_first_lists_are_read_from_their_last_pages_back_to_the_last_sync
         "at": NOW + 60,
         "inbox": {"newest": sources.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
         "message_log": {"newest": sources.parse_date(log["date"]), "ids": [str(log["ID"])]},
+        "numbers": {"at": NOW, "apart": [], "blind": []},  # checked by the first sync: again in 7 days
         "book": stream_state(second)["parent_state"]["changes"]["book"],
     }
     assert cursors(second) == {**cursors(first), **{p.lstrip("+"): newest(account, p) for p in (a, b)}}

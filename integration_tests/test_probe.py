@@ -17,6 +17,7 @@ import pytest
 
 from integration_tests import cli
 from smstools_emulator import CLIENT_ID, CLIENT_SECRET, Emulator, Shapes, format_datetime, make_conversation, sample_phones
+from smstools_emulator.data import SECOND_NUMBER, VIRTUAL_NUMBERS
 from smstools_emulator.listing import Listing
 from source_smstools import probe
 
@@ -63,6 +64,7 @@ def account(shapes: Shapes | None = None, conversations: dict | None = None) -> 
     if conversations is None:
         emulator.set_contacts(CONTACTS)
         emulator.forms.update(FORMS)
+        emulator.virtual_numbers = [dict(n) for n in (*VIRTUAL_NUMBERS, SECOND_NUMBER)]  # two: their formats differ
     return emulator
 
 

@@ -104,7 +104,9 @@ TEMPLATES = [
     {"ID": 13, "title": "Verification code", "message": "Your verification code is {code}", "order": 3},
 ]
 SENDER_IDS = [{"ID": 21, "name": SENDER, "order": 1}, {"ID": 22, "name": "MyShop", "order": 2}]
-VIRTUAL_NUMBERS = [{"ID": 31, "number": "3278800100", "countrycode": "39"}, {"ID": 32, "number": "470998877", "countrycode": "32"}]
+# one number, as most accounts have; a test of an account with more sets `virtual_numbers`
+VIRTUAL_NUMBERS = [{"ID": 31, "number": "3278800100", "countrycode": "39"}]
+SECOND_NUMBER = {"ID": 32, "number": "470998877", "countrycode": "32"}
 BALANCE = {"credits": 1234.5, "currency": "EUR", "use": "credits"}
 _SURNAMES = ["Rossi", "Bianchi", "Esposito", "Romano", "Colombo", "Peeters", "Ricci", "Marino"]
 
@@ -313,18 +315,25 @@ class Account:
                 self._derived[name] = cached
         return [dict(e) for e in cached]
 
-    def inbox(self) -> list[dict[str, Any]]:
-        """Every inbound message of every conversation, newest first."""
-        receiver = VIRTUAL_NUMBERS[0]["countrycode"] + VIRTUAL_NUMBERS[0]["number"]
+    def inbox(self, number: int | None = None) -> list[dict[str, Any]]:
+        """Every inbound message of every conversation, newest first: those received on the
+        virtual number of that `ID` (`/v1/message/inbox/{ID}`); without one, as the account's
+        inbox lists them (every number's, or one's: Listing.inbox_number)."""
+        first = self.virtual_numbers[0]["ID"] if self.virtual_numbers else None
+        shown = number if number is not None else self.listing.inbox_number
+        receivers = {v["ID"]: f"{v['countrycode']}{v['number']}" for v in self.virtual_numbers}
 
         def build() -> list[dict[str, Any]]:
-            messages = self._messages("inbound", "inbox")
+            messages = [
+                (p, m) for p, m in self._messages("inbound", "inbox")
+                if shown is None or self.listing.number(p, first) == shown
+            ]
             entries = [
                 (m["unixDatetime"], {
                     "ID": stable_id("in", p, m["unixDatetime"], m.get("message")),
                     "message": m.get("message"),
                     "sender": self.form(p, "inbox"),
-                    "receiver": receiver,
+                    "receiver": receivers.get(self.listing.number(p, first), ""),
                     "type": self.listing.kind(p),
                     "date": api_date(m["unixDatetime"]),
                 })
@@ -332,7 +341,7 @@ class Account:
             ]
             return self._entries(entries, messages)
 
-        return self._cached("inbox", build)
+        return self._cached("inbox" if number is None else f"inbox/{number}", build)
 
     def message_log(self) -> list[dict[str, Any]]:
         """Every outbound message of every conversation, newest first, with its delivery status."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -242,6 +243,10 @@ class _Handler(BaseHTTPRequestHandler):
             "/v1/senderids": lambda: emulator.sender_ids,
             "/v1/vmn": lambda: emulator.virtual_numbers,
         }
+        number = re.fullmatch(r"/v1/message/inbox/([0-9]+)", path)
+        if number and any(str(v.get("ID")) == number.group(1) for v in emulator.virtual_numbers):
+            # one virtual number's inbox (an ID the account does not have: 404, as an unknown path)
+            enveloped[path] = ("messages", lambda: emulator.inbox(int(number.group(1))))
         if path not in enveloped and path not in lists and path not in ("/v1/balance", "/v1/statistics"):
             record["status"] = 404
             return self._json(404, _error_body(404, "Unknown endpoint"))

@@ -199,7 +199,10 @@ def test_a_page_asked_for_by_number_goes_through_the_requester_and_is_read_as_th
     requester = Requester(page([a], page=4, total=7))
     fetch = sources.page_reader(requester, {}, 2)
     assert list(fetch(4)) == [{**a, PAGE_END: {"page": 4, "total": 7}}]
-    assert requester.asked == [{"request_params": {"page": 4, "limit": 2}}]
+    assert requester.asked == [{"stream_slice": None, "request_params": {"page": 4, "limit": 2}}]
+    # a number's inbox: the partition fills the requester's path, as the manifest's `url` has it
+    sources.page_reader(requester, {}, 2, partition={"phone": "32"})(1)
+    assert requester.asked[-1]["stream_slice"].partition == {"phone": "32"}
     # an error body the error handler let through: unreadable, not an empty page
     [unreadable] = sources.page_reader(Requester(page(None)), {}, 2)(4)
     assert unreadable == {UNREADABLE: "HTTP 200, error 110 instead of a list under 'messages'"}

@@ -30,7 +30,7 @@ import os
 import time
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
-from source_smstools.components import coverage
+from source_smstools.components import coverage, numbers
 from source_smstools.components.book import DAY, sweep_due
 from source_smstools.components.errors import missed_phones
 from source_smstools.components.session import Refused
@@ -187,20 +187,23 @@ class ChangeDetection:
         self.late: dict[str, int] = {}  # phone (one form) -> the date its read reaches back to (moved)
         self.targets = 0
         self._known: dict[str, int] = {}
+        self._numbers: Optional[dict[str, Any]] = None  # the account's numbers, for the next sync (numbers.py)
         self._notes: list[str] = []
         self._warned = False
 
     def phones(
         self, sources_: Mapping[str, Any], found: Iterable[str], listed: Optional[list[str]], normalize: Any,
         discover_from: Iterable[str] = (), fetchers: Optional[Mapping[str, Fetch]] = None,
-        mine: Any = lambda phone: True,
+        mine: Any = lambda phone: True, readers: Optional[numbers.Readers] = None,
     ) -> Iterator[str]:
         """The phones to read. `sources_`: name -> parent stream, for the inbox and the log (both
         are read for changes); `found`: phones found in the contacts; `listed`: the configured
         phones (None: discovery, where a phone unknown so far is new when found in the contacts
         or in `discover_from`'s sources); `fetchers`: name -> its page_reader, to read an
         oldest-first source from its last pages; `mine`: whether a phone is this connection's (its
-        shard's). The sources are read before the first phone is handed out."""
+        shard's); `readers`: how to ask for the account's virtual numbers and a number's inbox (a
+        number's inbox the inbox does not cover is read as a source of its own, numbers.py). The
+        sources are read before the first phone is handed out."""
         previous = self.previous or {}
         discover_from = set(discover_from)
         if listed is not None:
@@ -211,8 +214,12 @@ class ChangeDetection:
             targets = list(dict.fromkeys(found))
             cursor_of = {p: c for p, c in self.cursors.items() if normalize(p) == p}
         reads, fallback = self._read(sources_, previous, discover_from, fetchers, normalize)
+        if readers is not None and "inbox" in discover_from:
+            apart = self._apart(previous, reads.get("inbox"), readers, normalize)
+            reads.update(apart)
+            discover_from |= set(apart)
         state: dict[str, Any] = {"at": self.at}
-        for name in sources_:
+        for name in list(sources_) + [n for n in reads if numbers.is_apart(n)]:
             before = previous.get(name) if isinstance(previous.get(name), Mapping) else None
             kept = position(reads[name], before, self.at) if name in reads else before
             if kept:
@@ -224,7 +231,7 @@ class ChangeDetection:
             targets = list(dict.fromkeys(targets + seen + [p for p in cursor_of if mine(p)]))
             forms = {p: p for p in targets}
         self.targets = len(targets)
-        windows = {name: w for name, read in reads.items() if (w := window_of(read, self.at))}
+        windows = numbers.joined_windows({name: w for name, read in reads.items() if (w := window_of(read, self.at))})
         known = [p for p in targets if forms[p] in cursor_of]
         self._known = {p: self.cursors[p] for p in known if p in self.cursors}
         if fallback:
@@ -240,6 +247,8 @@ class ChangeDetection:
         for phone in chosen:
             self.handed.add(phone)
             yield phone
+        if self._numbers is not None:
+            state["numbers"] = self._numbers
         self.state = state
 
     def _read(
@@ -268,6 +277,45 @@ class ChangeDetection:
                 fallback = fallback or f"the {name.replace('_', ' ')} could not be read ({_reason(error)})"
         self._notes = [how_read(n, r, self._stop(n, previous) is None) for n, r in reads.items()]
         return reads, fallback
+
+    def _apart(
+        self, previous: Mapping[str, Any], inbox: Optional[SourceRead], readers: numbers.Readers, normalize: Any,
+    ) -> dict[str, SourceRead]:
+        """The inboxes of the account's numbers that the inbox does not cover, read down to their
+        positions: the numbers asked for again every `full_sweep_days` (and each number's inbox
+        read then, to see whether the inbox covers it), the last check's kept in between."""
+        before = numbers.saved_numbers(previous)
+        due = before["at"] is None or self.at - before["at"] >= self.days * DAY
+        candidates, blind = before["apart"], before["blind"]
+        if due:
+            blind = []
+            try:
+                candidates = numbers.unseen_numbers(numbers.listed_numbers(readers.numbers(), normalize), inbox)
+            except Refused:
+                raise
+            except Exception as error:  # forbidden, or no list: the numbers of the last check
+                logger.info(f"Phone discovery: the account's virtual numbers could not be read ({_reason(error)}).")
+                candidates = before["apart"] + before["blind"]
+        reads: dict[str, SourceRead] = {}
+        apart = []
+        for number_id, number in candidates:
+            name = numbers.inbox_of(number_id)
+            try:
+                read = read_source(None, self._stop(name, previous), "sender", normalize, self.page_size, readers.inbox(number_id))
+            except Refused:
+                raise
+            except Exception:  # this number's inbox cannot be read: discovery cannot see its phones
+                blind.append((number_id, number))
+                continue
+            if due and numbers.adds_nothing(read, inbox):
+                continue  # the inbox lists this number's messages
+            self._notes.append(how_read(f"inbox of virtual number ID {number_id}", read, self._stop(name, previous) is None))
+            reads[name] = read
+            apart.append((number_id, number))
+        if blind:
+            logger.warning(numbers.blind_warning(blind))
+        self._numbers = {"at": self.at if due else before["at"], "apart": [list(n) for n in apart], "blind": [list(n) for n in blind]}
+        return reads
 
     def _stop(self, name: str, previous: Mapping[str, Any]) -> Optional[int]:
         position = previous.get(name) if isinstance(previous.get(name), Mapping) else None

@@ -17,11 +17,12 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.errors import SourceUnreadable, missed_phones
 
-from source_smstools.components import changes
+from source_smstools.components import changes, numbers
 from source_smstools.components.book import DAY, shard_of, start_of
 from source_smstools.components.conversation import conversation_of
 from source_smstools.components.state import CHANGES, Saved
-from source_smstools.components.sources import WATCHED, page_reader
+from source_smstools.components.session import Refused
+from source_smstools.components.sources import WATCHED, page_reader, read_source
 
 logger = logging.getLogger("airbyte")
 
@@ -162,12 +163,45 @@ class PhonePartitionRouter(PartitionRouter):
                 logger.warning(missed_phones(name, error.message))
                 continue
             logger.info(f"Phone discovery: {added} new phone numbers from {name}.")
+        if "inbox" in chosen:
+            for phone in self._numbers_phones(seen):
+                seen.add(phone)
+                yield phone
         if sources and len(unreadable) == len(sources):
             raise _no_source(unreadable)
         logger.info(
             f"Phone discovery: {len(seen)} phone numbers from {', '.join(chosen)}"
             + (f"; left out {rejected} value(s) that are not phone numbers." if rejected else ".")
         )
+
+    def _numbers_phones(self, seen: set[str]) -> Iterable[str]:
+        """The phones of the inboxes of the account's numbers, where it has two or more (the inbox
+        may list one alone: numbers.py), that are not in `seen`; read whole, as every source here."""
+        page_size = int(self.config.get("page_size") or 2000)
+        readers = numbers.number_readers(self.page_requesters or [], self.config, page_size)
+        if readers is None:
+            return
+        try:
+            listed = numbers.listed_numbers(readers.numbers(), normalize_phone)
+        except Refused:
+            raise
+        except Exception as error:
+            logger.info(f"Phone discovery: the account's virtual numbers could not be read ({error}).")
+            return
+        blind = []
+        for number_id, number in listed if len(listed) > 1 else []:
+            try:
+                read = read_source(None, None, "sender", normalize_phone, page_size, readers.inbox(number_id))
+            except Refused:
+                raise
+            except Exception:
+                blind.append((number_id, number))
+                continue
+            added = [p for p in dict.fromkeys(p for p, _, _ in read.entries if p is not None) if p not in seen]
+            logger.info(f"Phone discovery: {len(added)} new phone numbers from the inbox of virtual number ID {number_id}.")
+            yield from added
+        if blind:
+            logger.warning(numbers.blind_warning(blind))
 
     def _changed(self, detection: "changes.ChangeDetection", listed: list[str]) -> Iterable[str]:
         parents = {parent.stream.name: parent for parent in self.discovery.parent_stream_configs}
@@ -184,8 +218,12 @@ class PhonePartitionRouter(PartitionRouter):
                 logger.warning(missed_phones("contacts", error.message))
         lists = {name: parents[name].stream for name in WATCHED if name in parents}
         handed_out = 0
-        fetchers = {r.name: page_reader(r, self.config, detection.page_size) for r in self.page_requesters or []}
-        for phone in detection.phones(lists, found, listed if self._listed() else None, normalize_phone, chosen, fetchers, self._mine):
+        requesters = self.page_requesters or []
+        fetchers = {r.name: page_reader(r, self.config, detection.page_size) for r in requesters if r.name in WATCHED}
+        readers = numbers.number_readers(requesters, self.config, detection.page_size)
+        for phone in detection.phones(
+            lists, found, listed if self._listed() else None, normalize_phone, chosen, fetchers, self._mine, readers
+        ):
             handed_out += 1
             yield phone
         unreadable = set(detection.unreadable) | ({"contacts"} if contacts_unreadable else set())

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, O
 
 import requests
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
-from airbyte_cdk.sources.types import Config
+from airbyte_cdk.sources.types import Config, StreamSlice
 
 from source_smstools.components.book import pack, unpack
 from source_smstools.components.context import sync_of
@@ -114,6 +114,7 @@ class SourceRead:
     # where in `entries` the pages that join up with the newest one begin (read back from the last
     # page, page 1's entries come first and stand apart)
     joined_from: int = 0
+    receivers: set = field(default_factory=set)  # the numbers its entries were received on (the inbox's `receiver`), in one form
 
 
 Fetch = Callable[[int], Iterable[Mapping[str, Any]]]  # page number -> its records (SourceEntries')
@@ -123,7 +124,7 @@ def read_source(
     stream: Any, stop: Optional[int], phone_field: str, normalize: Any, page_size: int, fetch: Optional[Fetch] = None,
     position_only: bool = False,
 ) -> SourceRead:
-    """Reads `stream` (the CDK's parent stream) newest first down to `stop`, then to the end of
+    """Reads `stream` (the CDK's parent stream; None: its pages one by one through `fetch`) newest first down to `stop`, then to the end of
     that page; a source whose order is not newest first on the pages read is read whole. When
     page 1 is oldest first and `fetch` can ask for any page, the rest is read from the last page
     back (_read_back). `position_only` (no position yet, and no phones wanted from it): a page 1
@@ -133,7 +134,7 @@ def read_source(
     read = SourceRead()
     previous: Optional[int] = None
     past_stop = False
-    for record in _records(stream):
+    for record in _records(stream) if stream is not None else _fetched(fetch, page_size):
         data = record.data if hasattr(record, "data") else record
         end = _take(read, data, phone_field, normalize, page_size)
         if not (len(data) == 1 and end is not None):  # not an empty page
@@ -175,6 +176,11 @@ def _take(read: SourceRead, data: Mapping[str, Any], phone_field: str, normalize
     date = parse_date(data.get("date"))
     read.undated += date is None
     entry_id = data.get("ID")
+    receiver = data.get("receiver")
+    if receiver is not None:
+        form = normalize(receiver)
+        if form is not None:
+            read.receivers.add(form)
     read.entries.append((normalize(data.get(phone_field)), date, None if entry_id in (None, "") else str(entry_id)))
     return end
 
@@ -216,18 +222,40 @@ def _read_back(read: SourceRead, stop: int, fetch: Fetch, phone_field: str, norm
     return read
 
 
-def page_reader(requester: Any, config: Config, page_size: int, records_key: str = "messages") -> Fetch:
+def page_reader(
+    requester: Any, config: Config, page_size: int, records_key: str = "messages", partition: Optional[Mapping[str, Any]] = None,
+) -> Fetch:
     """Asks a source (`requester`: its HttpRequester, with its error handler) for a page by its
-    number; its records as the stream's extractor gives them."""
+    number; its records as the stream's extractor gives them. `partition` fills the requester's
+    path (a number's inbox: {"phone": its ID}, as the manifest's `url` fills `{phone}`)."""
     extractor = SourceEntries(config=config, parameters={"records_key": records_key})
+    where = StreamSlice(partition=dict(partition), cursor_slice={}) if partition else None
 
     def fetch(number: int) -> Iterable[Mapping[str, Any]]:
-        response = requester.send_request(request_params={"page": number, "limit": page_size})
+        response = requester.send_request(stream_slice=where, request_params={"page": number, "limit": page_size})
         if response is None:
             raise Unreadable(f"no answer for page {number}")
         return extractor.extract_records(response)
 
     return fetch
+
+
+def _fetched(fetch: Fetch, page_size: int) -> Iterator[Mapping[str, Any]]:
+    """A source's records page after page through `fetch`, to the last page by `total` (or the
+    first page that is not full, when `total` is no number)."""
+    number = 1
+    while True:
+        records = list(fetch(number))
+        yield from records
+        end = records[-1].get(PAGE_END) if records and isinstance(records[-1], Mapping) else None
+        total = end.get("total") if isinstance(end, Mapping) else None
+        entries = sum(1 for r in records if not (len(r) == 1 and PAGE_END in r))
+        if isinstance(total, int) and not isinstance(total, bool):
+            if number * page_size >= total or entries == 0:
+                return
+        elif entries < page_size:
+            return
+        number += 1
 
 
 def _records(stream: Any) -> Iterator[Any]:
