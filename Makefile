@@ -79,10 +79,13 @@ test-pyairbyte: demo-install
 	$(DEMO_BIN)/python -m pytest demo/test_pyairbyte.py demo/test_postgres.py demo/test_pyairbyte_manifest.py
 
 # RELIABILITY.md is written from the figures of the last fast run and of this soak, pass or fail
-# and the paging's property test with its long profile (5,000 examples each, a new seed every run)
+# and the paging's property test with its long profile (5,000 examples each, a new seed every run);
+# the tables of the paging's cases and of the lists' cases (issue 21) measured again
 soak: install
 	$(BIN)/python -m pytest -m soak; status=$$?; \
 	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q unit_tests/test_paging_properties.py || status=1; \
+	$(BIN)/python -m integration_tests.reliability.paging > /dev/null || status=1; \
+	$(BIN)/python -m integration_tests.reliability.lists > /dev/null || status=1; \
 	$(BIN)/python -m integration_tests.reliability.report; exit $$status
 
 # The release before, read side by side with this one in the throughput section: the CPU a change

@@ -38,6 +38,11 @@ CASES = [
     # issue 21: what 0.3.0 did, as the issue measured it
     ("600 messages of one second, pages of 200", "second:600", 3000, 200, False, "0.3.0: the phone failed every sync; killed and resumed, 1,800 never synced"),
     ("2,500 messages of one second, shuffled on each request, pages of 1000", "second:2500+shuffle_ties", 5000, 1000, False, "0.3.0: the phone failed every sync"),
+    ("250 messages of one second, pages of 100", "second:250", 1000, 100, False, "0.3.0: the phone failed every sync"),
+    ("2,500 messages of one second, pages of 1000", "second:2500", 5000, 1000, False, "0.3.0: the phone failed every sync"),
+    ("5,000 messages of one second, pages of 2000", "second:5000", 6000, 2000, False, "0.3.0: the phone failed every sync"),
+    ("5,000 messages of one second, shuffled on each request, pages of 2000", "second:5000+shuffle_ties", 6000, 2000, False, "0.3.0: the phone failed every sync"),
+    ("300 messages at unixDatetime 0 (one second that is no time), pages of 100", "zero:300", 1000, 100, False, "0.3.0: the phone failed every sync"),
     ("total falling on every page (1000, 850, 700, ...), data unchanged", "total_falling", 1000, 100, False, "0.3.0: exit 0, 500 never synced"),
     ("identical inbound messages in pairs (messageId null, one second)", "twins", 300, 100, False, "0.3.0: 298 rows of 300 in a deduplicating table"),
     ("one message deleted anywhere after each answer", "random_deletes", 1000, 100, False, ""),
@@ -46,13 +51,17 @@ CASES = [
 
 
 def shaped(messages: list, shape: str) -> list:
-    """The conversation a case needs: `second:N`, N messages of the middle in one second; `twins`,
+    """The conversation a case needs: `second:N`, N messages of the middle in one second; `zero:N`,
+    the oldest N at unixDatetime 0; `twins`,
     pairs of identical inbound messages without a messageId; `shuffle_ties`, seconds of 7."""
     if shape.startswith("second:"):
         size = int(shape.split(":")[1])
         start = (len(messages) - size) // 2
         for message in messages[start : start + size]:
             message.update(unixDatetime=messages[start]["unixDatetime"], datetime=messages[start]["datetime"])
+    elif shape.startswith("zero:"):  # the oldest N at time 0, as a backend that lost their dates writes them
+        for message in messages[-int(shape.split(":")[1]) :]:
+            message.update(unixDatetime=0, datetime="01 jan 1970, 00:00:00")
     elif shape == "twins":
         for i in range(0, len(messages) - 1, 2):
             messages[i].update(messageId=None, direction="inbound")
@@ -67,7 +76,7 @@ def shaped(messages: list, shape: str) -> list:
 def run(variation: str, count: int, size: int, incremental: bool) -> list:
     shape, _, rest = variation.partition("+")
     messages = make_conversation(PHONE, count, newest=1_700_000_000, seed=7)
-    if shape in ("shuffle_ties", "twins") or shape.startswith("second:"):
+    if shape in ("shuffle_ties", "twins") or shape.startswith(("second:", "zero:")):
         messages = shaped(messages, shape)
         variations = [rest] if rest else (["shuffle_ties"] if shape == "shuffle_ties" else [])
     else:

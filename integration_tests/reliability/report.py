@@ -160,10 +160,13 @@ def main() -> None:
     if not FIGURES.exists():
         raise SystemExit(f"{FIGURES} does not exist: run `make test` or `make soak` first")
     text = render(json.loads(FIGURES.read_text()))
-    # the paging's block is written by integration_tests/reliability/paging.py: kept as it is
-    kept = re.search(r"<!-- paging:begin -->.*?<!-- paging:end -->", OUTPUT.read_text() if OUTPUT.exists() else "", re.S)
-    if kept:
-        text = text.replace("\n## Notes on what the figures mean", "\n" + kept.group(0) + "\n\n## Notes on what the figures mean", 1)
+    # the blocks of the paging's and the lists' cases are written by integration_tests/reliability/
+    # paging.py and lists.py: kept as they are
+    before = OUTPUT.read_text() if OUTPUT.exists() else ""
+    for name in ("paging", "lists"):
+        kept = re.search(rf"<!-- {name}:begin -->.*?<!-- {name}:end -->", before, re.S)
+        if kept:
+            text = text.replace("\n## Notes on what the figures mean", "\n" + kept.group(0) + "\n\n## Notes on what the figures mean", 1)
     OUTPUT.write_text(text)
     print(f"wrote {OUTPUT}")
 
