@@ -246,12 +246,13 @@ def in_process(config: dict[str, Any], catalog: dict[str, Any], state: Any = Non
 @contextlib.contextmanager
 def _environ(values: dict[str, str]) -> Iterator[None]:
     """The command's environment (see TIMINGS; SMSTOOLS_NOW), for a source built in this process."""
-    saved = {k: os.environ.pop(k) for k in TIMINGS if k in os.environ}
+    keys = set(TIMINGS) | set(values)  # SMSTOOLS_NOW too: it must not outlive the command
+    saved = {k: os.environ.pop(k) for k in keys if k in os.environ}
     os.environ.update(values)
     try:
         yield
     finally:
-        for key in TIMINGS:
+        for key in keys:
             os.environ.pop(key, None)
         os.environ.update(saved)
 

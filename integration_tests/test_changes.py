@@ -442,6 +442,60 @@ def test_a_sync_that_fails_keeps_the_last_positions_so_the_next_one_reads_the_sa
     assert cli.records_by_phone(again) == {changed.lstrip("+"): {cursors(first)[changed.lstrip("+")], added[0]["unixDatetime"]}}
 
 
+def test_a_phone_that_fails_every_sync_does_not_stop_the_others(account):
+    """0.4.0 before this kept the state the sync started from when any phone failed: a phone
+    failing every sync (here every request for it answers HTTP 503) stopped every other phone's
+    progress, their new messages read again and again, their cursors never saved. Now a failed
+    phone ends its read, the others' are saved, and the stream fails once they are read; only the
+    last phone handed out fails as it happens (the CDK reads it after the router has ended), and
+    which phone goes last is drawn anew each sync among those read equally recently."""
+    config = discovering(account)
+    first = sync(account, config)
+    broken, b, c = PHONES[3], PHONES[7], PHONES[12]
+    for phone in (broken, b, c):
+        new_messages(account, phone, "inbound")
+    account.set_faults(rate=1.0, kinds=("503",), phones=(broken,))
+    state, outcomes = first.last_state, []
+    for n in range(1, 4):  # three syncs, a minute apart, the broken phone failing in each
+        account.clear_requests()
+        with patch.object(changes, "now", lambda: NOW + 60 * n), patch("time.sleep"):
+            out = cli.in_process(config, cli.catalog("incremental"), state)
+        saved = phone_cursors(out.last_state[0]["stream"]["stream_state"]) != phone_cursors(state[0]["stream"]["stream_state"])
+        outcomes.append((out.returncode, saved, sorted(conversation_requests(account).items())))
+        state = out.last_state
+        if saved:
+            break
+    # the first failing sync drew the broken phone last: it failed as it happened, and the sync
+    # kept the state it started from; the next drew another, and saved b's and c's progress
+    requests = [(broken.lstrip("+"), 6), (b.lstrip("+"), 1), (c.lstrip("+"), 1)]
+    assert outcomes == [(1, False, requests), (1, True, requests)]
+    assert out.errors[0]["message"] == (
+        f"Phone {broken.lstrip('+')}, page 1 (HTTP 503): Smstools server error (error 105: Server error) (6 tries). "
+        "The 2 other phone(s) were read and keep what they read."
+    )
+    moved = {p.lstrip("+"): newest(account, p) for p in (b, c)}
+    assert cursors(out) == {**cursors(first), **moved}
+    assert stream_state(out)["parent_state"]["changes"]["failed"] == [broken.lstrip("+")]
+
+    # still failing, and a new message for b: b's arrives and is saved, the broken phone (handed out
+    # first: a failed phone is) is asked again
+    added = new_messages(account, b, "inbound")
+    account.clear_requests()
+    with patch.object(changes, "now", lambda: NOW + 600), patch("time.sleep"):
+        again = cli.in_process(config, cli.catalog("incremental"), out.last_state)
+    assert again.returncode == 1 and conversation_requests(account) == {broken.lstrip("+"): 6, b.lstrip("+"): 1}
+    assert added[0]["unixDatetime"] in cli.records_by_phone(again)[b.lstrip("+")]
+    assert cursors(again)[b.lstrip("+")] == added[0]["unixDatetime"]
+
+    # mended: the broken phone is read from its old cursor, and nothing else is asked
+    account.set_faults()
+    mended = sync(account, config, again.last_state, at=NOW + 900)
+    assert set(cli.records_by_phone(mended)) == {broken.lstrip("+")}
+    assert newest(account, broken) in cli.records_by_phone(mended)[broken.lstrip("+")]
+    assert cursors(mended)[broken.lstrip("+")] == newest(account, broken)
+    assert "failed" not in stream_state(mended)["parent_state"]["changes"]
+
+
 def generic_sync(emulator: Emulator, config: dict, state=None, at: int = NOW):
     """A sync as Airbyte's generic runtime (source-declarative-manifest) runs the manifest: the
     CDK's ConcurrentDeclarativeSource over the manifest dict, no SourceSmstools, no run.py."""

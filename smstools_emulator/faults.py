@@ -26,7 +26,8 @@ class Faults:
 
     rate: the share of conversation requests that fail (chosen by a seeded random draw);
     kinds: the fault kinds to draw from; count: at most this many faults (None: no bound);
-    pages: only requests for these pages fail (None: any page); max_consecutive: a request (phone
+    pages: only requests for these pages fail (None: any page); phones: only these phones' (digits;
+    None: any phone); max_consecutive: a request (phone
     and page) that failed this many times in a row is answered (None: no bound), so that a random
     draw never outlasts the connector's retries and the test stays deterministic in its outcome.
     """
@@ -35,6 +36,7 @@ class Faults:
     kinds: tuple[str, ...] = ()
     count: int | None = None
     pages: tuple[int, ...] | None = None
+    phones: tuple[str, ...] | None = None
     retry_after: int = 1
     timeout_seconds: float = 3.0
     seed: int = 0
@@ -52,6 +54,8 @@ class Faults:
         if not self.kinds or self.rate <= 0:
             return None
         if self.pages is not None and page not in self.pages:
+            return None
+        if self.phones is not None and (phone or "").lstrip("+") not in {p.lstrip("+") for p in self.phones}:
             return None
         if self.count is not None and sum(self.injected.values()) >= self.count:
             return None

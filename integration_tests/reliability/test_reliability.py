@@ -41,7 +41,7 @@ from smstools_emulator import (
 from source_smstools.components.records import message_id
 
 from integration_tests.reliability.figures import (
-    MAX_ATTEMPTS, SHORT_TIMEOUT, Figures, add, all_ids, assert_each, assert_well_formed, compare, configured,
+    FIXED_NOW, MAX_ATTEMPTS, SHORT_TIMEOUT, Figures, add, all_ids, assert_each, assert_well_formed, compare, configured,
     conversations, cursors, error_messages, ids_of, newer_messages, parallel, parts, result_of,
 )
 
@@ -157,7 +157,7 @@ def persistent_fault(figures: Figures, kind: str, resume: bool = True) -> dict[s
     with Emulator(convs) as emulator:
         emulator.set_faults(rate=1.0, kinds=(kind,), pages=(2,), retry_after=1, timeout_seconds=1.5)
         config = cli.config(emulator, page_size=100)
-        failed = figures.run("read", config, cli.catalog(), None, "--debug", timings=SHORT_TIMEOUT)
+        failed = figures.run("read", config, cli.catalog(), None, "--debug", timings={**SHORT_TIMEOUT, **FIXED_NOW})
         attempts = [r for r in emulator.conversation_requests(first_phone) if r["page"] == 2]
         emulator.set_faults()
         resumed = figures.run("read", config, cli.catalog(), failed.last_state, timings=SHORT_TIMEOUT) if resume else None
@@ -195,20 +195,20 @@ def check_persistent(figures: Figures, kind: str, outcome: dict[str, Any]) -> No
     assert outcome["attempts"] == MAX_ATTEMPTS
     first = failed.errors[0]
     said = f"{first['message']} {first.get('internal_message') or ''}"
-    if kind.startswith("429"):
-        # the CDK's words for a rate limit that never clears; phone, page and cause in its internal message
-        assert first["message"] == "API rate limit exceeded."
-    if kind != "truncated":  # a body cut short raises without its request: nothing names the phone
-        assert f"Phone {phone}, page 2" in said, said
+    # phone, page and cause, a body cut short too (its phone is the request's thread's)
+    assert first["message"].startswith(f"Phone {phone}, page 2"), said
+    assert first["message"].endswith(f"({MAX_ATTEMPTS} tries). The 1 other phone(s) were read and keep what they read."), said
     assert CAUSES[kind] in said, said
     assert first["failure_type"] == "transient_error"
     # the other phone and page 1 arrived; the failed phone's cursor did not move past what it missed
     other, other_messages = list(convs.items())[1]
     assert compare(failed.records, all_ids(convs))["unexpected"] == 0
     assert ids_of(other, other_messages) <= {r["id"] for r in failed.records}
-    # the CDK saves the router's book only when every partition closed: a failed first sync keeps
-    # no phone's cursor (0.3.0 kept the other phone's), so the next one reads both again, whole
-    assert cursors(failed.last_state) == {}
+    # the failed phone's read ended its partition, so the CDK saved the state: the other phone
+    # keeps its cursor (0.4.0 before this kept none, so a phone failing every sync stopped every
+    # other's progress), the failed one is read again by the next sync
+    assert cursors(failed.last_state) == {other: str(max(m["unixDatetime"] for m in other_messages))}
+    assert failed.last_state[-1]["stream"]["stream_state"]["parent_state"]["changes"]["failed"] == ["+" + phone]
     # run again, the sync ends the job: together the two runs delivered everything
     resumed = outcome["resumed"]
     if resumed is not None:
@@ -538,7 +538,7 @@ def test_a_phone_the_api_refuses_fails_by_name_and_the_others_arrive(figures):
         emulator.unknown.add(stranger.lstrip("+"))
         config = cli.config(emulator, page_size=50, phone_numbers=[configured(known), stranger, configured(other)])
         # as its own process: the exit status of a failed sync
-        out = figures.run("read", config, cli.catalog(), None, "--debug", process=True)
+        out = figures.run("read", config, cli.catalog(), None, "--debug", process=True, timings={**cli.TIMINGS, **FIXED_NOW})
     messages = error_messages(out)
     figures.section("hostile data")["a phone the API answers with an error"] = {
         "exit_status": out.returncode, "message": messages[0] if messages else None, **compare(out.records, all_ids(convs)),
@@ -546,9 +546,9 @@ def test_a_phone_the_api_refuses_fails_by_name_and_the_others_arrive(figures):
     assert out.returncode != 0
     assert f"Phone {stranger.lstrip('+')}, page 1" in messages[0] and "Unknown number" in messages[0]
     assert compare(out.records, all_ids(convs))["lost"] == 0
-    # a failed sync keeps the state it started from (the CDK saves the book once every partition
-    # closed): here none, so the next sync reads every phone whole again
-    assert cursors(out.last_state) == {}
+    # the refused phone's read ended there: the others keep their cursors, it is read again next sync
+    assert cursors(out.last_state) == {configured(p): str(max(m["unixDatetime"] for m in ms)) for p, ms in convs.items()}
+    assert out.last_state[-1]["stream"]["stream_state"]["parent_state"]["changes"]["failed"] == [stranger]
 
 
 def future_message(figures: Figures, wait_for_it: bool) -> None:

@@ -8,6 +8,8 @@ positions kept for the next sync. Then a phone is read when it is:
 - new: no cursor yet (read from `start_date`);
 - moved: the inbox or the message log has an entry for it not listed at the last sync, dated at or
   after its cursor minus the lookback window, or any entry read dated after its cursor;
+- failed: its read failed in the last sync (its cursor stayed where it was: what it did not read
+  is read now);
 - uncovered: a read of it found a message that the sources' pages should have listed and did not
   (components/coverage.py): it is read every sync until its messages are listed again;
 - pending: it has an outbound message whose delivery status was not final when read, within
@@ -335,9 +337,13 @@ class ChangeDetection:
             window = self.lookback if name == "message_log" and self.lookback > 0 else 0
             changed |= moved(read, position, cursor_of, self.at, self.lookback, window, self.late)
         pending = live_pending(previous.get("pending"), self.at)
+        failed_before = {p for p in previous.get("failed") or [] if isinstance(p, str)}
         reads_of = self.last_reads
         flagged = uncovered_of(previous)
         rules = {
+            # first: the last phone handed out fails where it fails (conversation.Outcomes.loud),
+            # and the first is never the last
+            "failed": [p for p in known if p in failed_before],
             "new": [p for p in targets if forms[p] not in cursor_of],
             "moved": [p for p in known if forms[p] in changed],
             "uncovered": [p for p in known if p in flagged],
@@ -350,32 +356,40 @@ class ChangeDetection:
                 chosen.setdefault(phone, rule)
         counts = {rule: sum(1 for r in chosen.values() if r == rule) for rule in rules}
         logger.info(
-            f"Change detection: {len(chosen):,} of {len(targets):,} phones read: {counts['new']:,} new, "
-            f"{counts['moved']:,} with new entries in the inbox or the message log, {counts['uncovered']:,} not "
+            f"Change detection: {len(chosen):,} of {len(targets):,} phones read: "
+            + (f"{counts['failed']:,} whose read failed in the last sync, " if counts["failed"] else "")
+            + f"{counts['new']:,} new, {counts['moved']:,} with new entries in the inbox or the message log, "
+            f"{counts['uncovered']:,} not "
             f"covered by them, {counts['pending']:,} with a delivery status not final, {counts['swept']:,} due for "
             f"the {self.days}-day sweep"
             + (" (no phone's last read known: every phone)" if known and not reads_of else "")
             + (f"; {'; '.join(self._notes)}." if self._notes else ".")
         )
         # a known phone that no source showed moved: a message after its cursor is one no source announced
-        unannounced = [p for p, rule in chosen.items() if rule not in ("new", "moved")]
+        unannounced = [p for p, rule in chosen.items() if rule not in ("new", "moved", "failed")]
         self.observations.watch(windows, self._known, unannounced, normalize, self.at - LATE)
         return list(chosen)
 
-    def final_state(self) -> dict[str, Any]:
-        """What the next sync needs, once every phone handed out is read (records observed)."""
+    def final_state(self, failed: Iterable[str] = ()) -> dict[str, Any]:
+        """What the next sync needs, once every phone handed out is read (records observed).
+        `failed`: the phones whose read failed (they are read again by the next sync, and what
+        their records showed is not taken for a whole read)."""
         state = dict(self.state or {})
         previous = self.previous or {}
         seen = self.observations
+        failed = set(failed)
+        read = self.handed - failed
         # a phone no longer synced (taken out of Phone Numbers, no longer found) is left out
         synced = set(self._known) | self.handed
-        left_out = {p: v for p, v in coverage.uncovered(uncovered_of(previous), seen, self.handed).items() if p in synced}
-        pending = next_pending(live_pending(previous.get("pending"), self.at), seen.pending, self.handed, self.at)
+        left_out = {p: v for p, v in coverage.uncovered(uncovered_of(previous), seen, read).items() if p in synced}
+        pending = next_pending(live_pending(previous.get("pending"), self.at), seen.pending, read, self.at)
         pending = {p: t for p, t in pending.items() if p in synced}
         if left_out:
             state["uncovered"] = dict(sorted(left_out.items()))
         if pending:
             state["pending"] = dict(sorted(pending.items()))
+        if failed:
+            state["failed"] = sorted(failed)
         if left_out and not self._warned:
             self._warned = True
             logger.warning(coverage_warning(left_out, self.targets))

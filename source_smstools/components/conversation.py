@@ -21,8 +21,8 @@ import logging
 import threading
 import time
 from dataclasses import InitVar, dataclass
-from typing import Any, Iterable, Mapping, MutableMapping, Optional, Tuple, Union
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Callable, Iterable, Mapping, MutableMapping, Optional, Tuple, Union
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -66,6 +66,74 @@ class Reads:
             self._reads.pop(phone, None)
 
 
+def key_of(phone: str) -> str:
+    """A phone as its conversation's URL names it (the manifest's `url` drops the `+`)."""
+    return phone.replace("+", "")
+
+
+def url_key(url: str) -> str:
+    """The phone of a conversation request, as `key_of` gives it: the last part of its path."""
+    return key_of(unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]))
+
+
+class Outcomes:
+    """How each phone's read ended this sync, keyed by `key_of`.
+
+    In an incremental sync (`deferred`, set by the partition router) a phone whose read fails ends
+    its partition as if it were over, its failure kept here: the CDK then saves the state once the
+    other phones are read (a partition that raises keeps the whole stream's state where it started,
+    so a phone failing every sync would stop every other phone's progress), and the router says
+    the failures and fails the stream once every phone it handed out has ended. The phones in
+    `loud` (the last handed out: the CDK asks for the slice after it before reading it, so the
+    router cannot wait on it) raise where they fail, as in a full refresh."""
+
+    GUARD = 900  # seconds without an answer or an end, all phones together: a read that ended unseen
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._cond = threading.Condition()
+        self._clock = clock
+        self._active = clock()
+        self._ended: set[str] = set()
+        self.failed: dict[str, AirbyteTracedException] = {}
+        self.loud: set[str] = set()
+        self.deferred = False
+        # (phone key, page) of the request this thread is sending (a worker reads one phone at a
+        # time): an error without its request (a body cut short) is still the phone's
+        self._asking = threading.local()
+
+    def asking(self, key: str, page: Any) -> None:
+        self._asking.request = (key, page)
+
+    def asked(self) -> Optional[Tuple[str, Any]]:
+        return getattr(self._asking, "request", None)
+
+    def defers(self, key: str) -> bool:
+        return self.deferred and key not in self.loud
+
+    def touch(self) -> None:
+        """An answer came (a read that still answers is alive)."""
+        self._active = self._clock()
+
+    def end(self, key: str, failure: Optional[AirbyteTracedException] = None) -> None:
+        with self._cond:
+            self._ended.add(key)
+            if failure is not None:
+                self.failed.setdefault(key, failure)
+            self._active = self._clock()
+            self._cond.notify_all()
+
+    def wait(self, keys: Iterable[str], stop: Callable[[], bool], poll: float = 5.0) -> bool:
+        """Until every phone of `keys` ended: True; False when `stop()` (the sync was refused) or
+        nothing answered or ended for GUARD seconds."""
+        wanted = set(keys)
+        with self._cond:
+            while not wanted <= self._ended:
+                if stop() or self._clock() - self._active > self.GUARD:
+                    return False
+                self._cond.wait(timeout=poll)
+        return True
+
+
 class Conversation:
     def __init__(self) -> None:
         # the stream's saved state as the migration checked it (None: no saved state)
@@ -78,6 +146,7 @@ class Conversation:
         self.reach: dict[str, int] = {}
         # phone -> the newest time of the messages its read passed (None: none), once the read is over
         self.done: dict[str, Optional[int]] = {}
+        self.outcomes = Outcomes()
 
 
 def begin(config: Any) -> Conversation:
@@ -126,8 +195,11 @@ class ConversationExtractor(RecordExtractor):
         self._parameters = dict(parameters or {})
         self._sync = sync_of(self.config)
         self._size = int(self.config.get("page_size") or 2000)
+        self._outcomes = conversation_of(self.config).outcomes
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
+        if url_key(response.request.url) in self._outcomes.failed:
+            return []  # an answer the error handler let through to end a read that failed
         body = body_of(response, self._sync, self._parameters)
         messages = body.get("conversation") if isinstance(body, dict) else None
         if not isinstance(messages, list):
@@ -167,15 +239,20 @@ class ConversationPage(RecordFilter):
             read = self._reads.get(phone)
             if read is None:
                 read = self._reads.start(phone, self._start(phone, stream_slice))
+            outcomes = self._part.outcomes
             try:
                 passed = read.take(answer)
-            except PagingError:
+            except PagingError as failure:
                 self._reads.end(phone)  # what the read remembered goes with it
+                outcomes.end(key_of(phone), failure)
+                if outcomes.defers(key_of(phone)):
+                    return  # the partition ends; the router says it once the other phones are read
                 raise
             yield from passed
             if read.next is None:
                 self._reads.end(phone)
                 self._part.done[phone] = read.newest
+                outcomes.end(key_of(phone))
                 for note in read.notes():
                     logger.warning(f"Phone {read.phone}: {note}.")
 
@@ -203,6 +280,7 @@ class ConversationPages(PaginationStrategy):
             size = InterpolatedString.create(size, parameters=parameters).eval(self.config)
         self._page_size = int(size)
         self._reads = conversation_of(self.config).reads
+        self._outcomes = conversation_of(self.config).outcomes
 
     @property
     def initial_token(self) -> Optional[Any]:
@@ -220,8 +298,12 @@ class ConversationPages(PaginationStrategy):
         page_size_override: Optional[int] = None,
         stream_slice: Optional[StreamSlice] = None,
     ) -> Optional[Any]:
-        read = self._reads.get(phone_of(stream_slice))
+        phone = phone_of(stream_slice)
+        read = self._reads.get(phone)
         if read is None or read.next is None:
+            return None
+        if key_of(phone) in self._outcomes.failed:
+            self._reads.end(phone)  # failed on an answer the error handler let through
             return None
         page, limit = read.next
         return {"page": page, "limit": limit}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zlib
 from dataclasses import InitVar, dataclass
 from typing import Any, Iterable, Mapping, Optional
 
@@ -19,7 +20,8 @@ from source_smstools.components.errors import SourceUnreadable, missed_phones
 
 from source_smstools.components import changes, numbers
 from source_smstools.components.book import DAY, shard_of, start_of
-from source_smstools.components.conversation import conversation_of
+from source_smstools.components.context import sync_of
+from source_smstools.components.conversation import conversation_of, key_of
 from source_smstools.components.state import CHANGES, Saved
 from source_smstools.components.session import Refused
 from source_smstools.components.sources import WATCHED, page_reader, read_source
@@ -76,6 +78,7 @@ class PhonePartitionRouter(PartitionRouter):
     page_requesters: Optional[list] = None  # the inbox's and the log's HttpRequester (sources.page_reader)
     _changes = None  # this sync's change detection, when on
     _done = False  # every phone handed out: the next sync's state is this sync's
+    _handing = False  # a phone handed out (the CDK asks for the state between two slices when incremental)
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         # the stream's part of the sync (components/conversation.py): the saved state as the state
@@ -117,12 +120,77 @@ class PhonePartitionRouter(PartitionRouter):
         else:
             phones = (p for p in self._discovered() if self._mine(p))
         pending = changes.live_pending(saved.changes.get("pending"), self._at) if detection is not None else {}
-        for phone in phones:
+        handed: list[str] = []
+        for phone in self._last_safe(phones):
             late = detection.late.get(normalize_phone(phone) or phone) if detection is not None else None
             self._part.reach[phone] = self._read_from(phone, pending, late)
+            handed.append(phone)
+            self._handing = True
             yield StreamSlice(partition={"phone": phone}, cursor_slice={})
+        outcomes = self._part.outcomes
+        if outcomes.deferred and len(handed) == 1:
+            outcomes.loud.add(key_of(handed[0]))  # read once the router has ended: it fails as it happens
+        elif outcomes.deferred and len(handed) > 1:
+            # The CDK asks for the slice after the last before it hands the last out: the phones
+            # before it are waited for here, and the last fails as it happens (Outcomes.loud),
+            # unless one before it failed: then this waits for it behind a slice never handed out.
+            keys = [key_of(p) for p in handed]
+            refused = self._part_refused
+            if outcomes.wait(keys[:-1], refused) and not outcomes.failed:
+                outcomes.loud.add(keys[-1])
+            else:
+                yield StreamSlice(partition={"phone": handed[-1]}, cursor_slice={})
+                outcomes.wait(keys, refused)
+                self._done = True
+                raise self._failure(keys)
         # asked for by the CDK once every phone above is read (ConcurrentPerPartitionCursor)
         self._done = True
+
+    def _part_refused(self) -> bool:
+        return sync_of(self.config).session.refusal is not None
+
+    def _last_safe(self, phones: Iterable[str]) -> Iterable[str]:
+        """The phones in their order, but for one held back to go last: the one read well most
+        recently (a phone that fails every sync has its last read fall behind), among equals one
+        drawn anew each sync. The CDK reads the last phone after the router has ended, so its
+        failure cannot wait for the others' (Outcomes.loud): a phone failing every sync must not
+        be the last every sync."""
+        book = self._saved.book
+
+        def rank(phone: str) -> tuple[int, int]:
+            return (book.last_read(phone) or -1, zlib.crc32(f"{phone}:{self._at}".encode()))
+
+        held: Optional[str] = None
+        for phone in phones:
+            if held is None:
+                held = phone
+                continue
+            if rank(phone) > rank(held):
+                held, phone = phone, held
+            yield phone
+        if held is not None:
+            yield held
+
+    def _failure(self, keys: list[str]) -> AirbyteTracedException:
+        """The stream's failure, once every phone handed out has ended: the first failure, and how
+        many phones failed and were read."""
+        failed = self._part.outcomes.failed
+        if not failed:  # the wait gave up: a read ended without saying so (the sync refused, or no answer for long)
+            return AirbyteTracedException(
+                message="The conversation stream stopped before every phone's read was seen to end; the phones "
+                "not seen keep their cursors and are read again by the next sync.",
+                failure_type=FailureType.system_error,
+            )
+        for key, error in list(failed.items())[1:20]:
+            logger.error(error.message)
+        first = next(iter(failed.values()))
+        others = len(set(keys) - set(failed))
+        return AirbyteTracedException(
+            message=f"{first.message.rstrip('.')}" + (f" ({len(failed) - 1} other phone(s) failed too, said above)" if len(failed) > 1 else "")
+            + f". The {others:,} other phone(s) were read and keep what they read.",
+            internal_message=first.internal_message or first.message,
+            failure_type=first.failure_type or FailureType.system_error,
+        )
 
     def _read_from(self, phone: str, pending: Mapping[str, tuple[int, int]], late: Optional[int] = None) -> int:
         """Where a phone's read starts: its cursor minus the lookback (the cursor is inclusive, as the
@@ -232,6 +300,12 @@ class PhonePartitionRouter(PartitionRouter):
             raise _no_source(chosen)
 
     def get_stream_state(self) -> Optional[Mapping[str, StreamState]]:
+        if self._handing and not self._done and "__test_read_config" not in self.config:
+            # asked between two slices: the CDK's per-partition cursor (an incremental sync), which
+            # saves the state once every partition has closed: a phone that fails then ends its
+            # partition and the router says it at the end (conversation.Outcomes). Not in the
+            # Builder's test read: its limits end reads unseen
+            self._part.outcomes.deferred = True
         # While phones are handed out, the last sync's state (the CDK keeps a copy for the states it
         # emits meanwhile: one that a killed sync leaves reads again what this one read); this
         # sync's once every phone is read (the book with what the reads found, the records observed).
@@ -250,15 +324,22 @@ class PhonePartitionRouter(PartitionRouter):
         book = self._saved.book
         for phone, newest in self._part.done.items():
             book.read(phone, newest, self._at)
+        failed = {p for p in self._part.reach if key_of(p) in self._part.outcomes.failed}
         if self._changes is not None:
-            state = self._changes.final_state()
+            state = self._changes.final_state(failed)
         else:
-            state = {k: v for k, v in self._saved.changes.items() if k not in ("pending", "uncovered")}
+            state = {k: v for k, v in self._saved.changes.items() if k not in ("pending", "uncovered", "failed")}
             state["at"] = self._at
         state["book"] = book.encode()
         return state
 
     def get_request_params(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        # asked by the CDK as each conversation request is made, in the thread that sends it
+        phone = (getattr(kwargs.get("stream_slice"), "partition", None) or {}).get("phone")
+        if phone is not None:
+            token = kwargs.get("next_page_token") or {}
+            token = token.get("next_page_token", token) or {}  # the CDK wraps the paginator's token
+            self._part.outcomes.asking(key_of(str(phone)), token.get("page", 1) if isinstance(token, Mapping) else 1)
         return {}
 
     def get_request_headers(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:

@@ -19,6 +19,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.pages import body_of, describe, parsed_view
 from source_smstools.components.context import sync_of
+from source_smstools.components.conversation import conversation_of, url_key
 from source_smstools.components.session import TRIES, Session, host_of, unreachable
 
 logger = logging.getLogger("airbyte")
@@ -198,12 +199,58 @@ class ConversationErrorHandler(ParsingErrorHandler):
     request to name, and is reported as `requests` words it.
     """
 
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__post_init__(parameters)
+        self._outcomes = conversation_of(self.config).outcomes
+        self._attempts: dict[Any, int] = {}  # (phone key, page) -> answers in a row that were not a success
+        # the retries are counted here (max_retries), so that a request that keeps failing ends its
+        # phone's read as this handler says (Outcomes), not by the CDK's clock
+        self.max_time = LONG_ENOUGH
+
     def interpret_response(
         self, response_or_exception: Optional[Union[requests.Response, Exception]]
     ) -> ErrorResolution:
-        resolution = super().interpret_response(response_or_exception)
+        request = getattr(response_or_exception, "request", None)
+        outcomes = self._outcomes
+        asked = (url_key(request.url), _page_of(response_or_exception)) if isinstance(getattr(request, "url", None), str) else outcomes.asked()
+        key = asked[0] if asked else None
+        outcomes.touch()
+        try:
+            resolution = self._resolved(response_or_exception)
+        except UnreadableAnswer as failure:  # the same next time
+            if key is not None:
+                outcomes.end(key, failure)
+                if outcomes.defers(key):
+                    return _ended(failure)
+            raise
+        except Exception:  # the sync refused (credentials, IP, paging parameters): every phone ends
+            if key is not None:
+                outcomes.end(key)
+            raise
         if resolution.response_action == ResponseAction.SUCCESS:
-            # what the page holds (shifts, repeats, the page asked for) is the paging's to judge
+            self._attempts.pop(asked, None)
+            return resolution
+        if key is None or not outcomes.defers(key):
+            return resolution
+        if resolution.response_action in (ResponseAction.RETRY, ResponseAction.RATE_LIMITED):
+            tries = self._attempts[asked] = self._attempts.get(asked, 0) + 1
+            if tries <= self.max_retries:
+                return resolution
+            failure = AirbyteTracedException(
+                message=f"{resolution.error_message} ({tries} tries)", failure_type=FailureType.transient_error
+            )
+        elif resolution.response_action == ResponseAction.FAIL:
+            failure = AirbyteTracedException(message=resolution.error_message, failure_type=resolution.failure_type)
+        else:
+            return resolution
+        if not failure.message.startswith("Phone "):  # an error without its request: where it happened
+            failure.message = failure.internal_message = f"Phone {key}, page {asked[1]}: {failure.message}"
+        outcomes.end(key, failure)
+        return _ended(failure)
+
+    def _resolved(self, response_or_exception: Optional[Union[requests.Response, Exception]]) -> ErrorResolution:
+        resolution = super().interpret_response(response_or_exception)
+        if resolution.response_action == ResponseAction.SUCCESS:            # what the page holds (shifts, repeats, the page asked for) is the paging's to judge
             # (components/paging.py): it sees the pages before it too
             return resolution
         shape = _unexpected_shape(resolution, response_or_exception, self._sync)
@@ -231,6 +278,15 @@ class ConversationErrorHandler(ParsingErrorHandler):
             except AirbyteTracedException as refusal:
                 return refusal.internal_message or refusal.message
         return None
+
+
+LONG_ENOUGH = 6 * 3_600  # the CDK's max_time for the conversation: its retries are counted instead
+
+
+def _ended(failure: AirbyteTracedException) -> ErrorResolution:
+    """The answer passed on as nothing to read: the phone's read ends there, its failure kept
+    (conversation.Outcomes) for the partition router to say."""
+    return ErrorResolution(ResponseAction.IGNORE, failure.failure_type, failure.message)
 
 
 def _where(request: requests.PreparedRequest, response_or_exception: Any) -> str:
