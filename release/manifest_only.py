@@ -402,7 +402,7 @@ def metadata(ours: Dict[str, Any], digest: str) -> Dict[str, Any]:
     data["tags"] = ["language:manifest-only", "cdk:low-code"]
     data["connectorBuildOptions"] = {"baseImage": f"{BASE_IMAGE}@{digest}" if digest else BASE_IMAGE}
     data["icon"] = "icon.svg"
-    data.pop("remoteRegistries", None)  # no PyPI package for a manifest-only connector
+    # remoteRegistries stays as it is (pypi not enabled), as catalogue manifest-only connectors have it
     # a manifest-only connector has no unit or integration tests of its own: the catalogue runs its
     # acceptance tests
     data["connectorTestSuitesOptions"] = [{"suite": "acceptanceTests"}]
