@@ -4,6 +4,7 @@ decides, for a manifest-only source at support level 100; and the tree holds wha
 request holds (compared with source-the-guardian-api). The checks that need a network are listed in
 docs/smstools.md ("Contributing to Airbyte's catalogue")."""
 
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_the_tree_holds_what_a_catalogue_pull_request_adds(tree: Path) -> None:
             "integration_tests/abnormal_state.json", "integration_tests/configured_catalog.json",
             "integration_tests/invalid_config.json", "integration_tests/sample_config.json",
             "manifest.yaml", "metadata.yaml",
-            "unit_tests/conftest.py", "unit_tests/pyproject.toml", "unit_tests/test_components.py",
+            "unit_tests/conftest.py", "unit_tests/poetry.lock", "unit_tests/pyproject.toml", "unit_tests/test_components.py",
         )
     ] + ["docs/integrations/sources/smstools-migrations.md", "docs/integrations/sources/smstools.md"]
 
@@ -143,6 +144,16 @@ def test_the_unit_tests_pin_the_cdk_of_setup_py(connector: Path) -> None:
     text = (connector / "unit_tests" / "pyproject.toml").read_text()
     assert f'airbyte-cdk = "{manifest_only.CDK_VERSION}"' in text
     assert re.search(r'^pytest = "\d+\.\d+\.\d+"$', text, flags=re.M)
+
+
+def test_the_lock_was_resolved_from_this_pyproject_with_the_pins_of_setup_py(connector: Path) -> None:
+    pyproject = (connector / "unit_tests" / "pyproject.toml").read_text()
+    assert hashlib.sha256(pyproject.encode()).hexdigest() == catalogue.LOCKED_PYPROJECT
+    lock = (connector / "unit_tests" / "poetry.lock").read_text()
+    locked = dict(re.findall(r'^name = "([a-z-]+)"\nversion = "([^"]+)"', lock, flags=re.M))
+    for name, version in catalogue._pins().items():
+        if name in ("airbyte-cdk", "pytest", "requests-mock"):
+            assert locked[name] == version, name
 
 
 def test_the_docs_speak_of_the_catalogue_connector_only(tree: Path) -> None:
