@@ -12,7 +12,7 @@
         the probe, PyAirbyte recipes) left out; the pull request's number in the changelog (PR=)
 
 The tree was compared, file by file, with source-the-guardian-api (a manifest-only catalogue
-connector with a components.py): see docs/smstools.md, "Contributing it to Airbyte's catalogue".
+connector with a components.py): see docs/smstools.md, "Contributing to Airbyte's catalogue".
 """
 
 import argparse
@@ -38,6 +38,7 @@ OURS_ONLY = (
     "### PyAirbyte caches: strings of digits",
     "### The probe: what the API answers your account",
     "## Testing your pipeline with the emulator",
+    "## Contributing to Airbyte's catalogue",
 )
 # words that say the page speaks of this repository: none may be left in the catalogue's docs
 REPOSITORY_WORDS = re.compile(
