@@ -6,7 +6,7 @@ CONFIG ?= secrets/config.json
 DEMO_VENV := .venv-demo
 DEMO_BIN  := $(DEMO_VENV)/bin
 
-.PHONY: help install test test-pyairbyte soak bench demo demo-install sync probe image manifest-only cdk-venv clean
+.PHONY: help install test test-pyairbyte soak bench demo demo-install sync probe image manifest-only catalogue catalogue-test cdk-venv clean
 
 # Every target, with its usual time on our 2-core machines (the first run builds a venv), measured
 # 2026-12-01 on a shared machine (load average 6 to 11): an idle one is faster.
@@ -27,6 +27,10 @@ help:
 	@echo "make image         - build airbyte/source-smstools:dev with podman (minutes: the base image first)"
 	@echo "make manifest-only - build/manifest-only/ (the catalogue's form) and build/builder/manifest.yaml"
 	@echo "                     (the Builder edition for Airbyte Cloud, no custom code) (seconds)"
+	@echo "make catalogue [PR=12345] [SDM_DIGEST=sha256:...]"
+	@echo "                   - build/catalogue/: what a pull request to airbytehq/airbyte adds (seconds)"
+	@echo "make catalogue-test - that tree's standard tests (airbyte-cdk connector test) against the emulator,"
+	@echo "                     and its unit tests of the shipped components.py (15 s)"
 	@echo "make cdk-venv      - .cache/cdk-7.39.1 with airbyte-cdk alone, for the runtime tests (2 min the first time)"
 	@echo "make clean         - remove the venvs and build files (seconds; .cache/ with the DuckDB file is kept)"
 
@@ -53,13 +57,16 @@ install: $(VENV)/.deps
 # The demo venv (PyAirbyte) and the airbyte-cdk-only venv are built beside the suite, not after it
 # (mostly downloads; the suite's own runtime tests wait for the second, flock), and the PyAirbyte
 # tests then run beside it too; their output is printed after the suite's.
+# make catalogue-test runs beside the suite too (15 s, mostly one core).
 test: install
 	@mkdir -p .cache
-	@{ $(MAKE) --no-print-directory demo-install cdk-venv && $(MAKE) --no-print-directory test-pyairbyte; } > .cache/test-side.log 2>&1 & side=$$!; \
+	@$(BIN)/python -m release.catalogue_test > .cache/test-catalogue.log 2>&1 & catalogue=$$!; \
+	{ $(MAKE) --no-print-directory demo-install cdk-venv && $(MAKE) --no-print-directory test-pyairbyte; } > .cache/test-side.log 2>&1 & side=$$!; \
 	PYTHONHASHSEED=0 $(BIN)/python -m pytest -n 3 --dist loadfile --durations=15; status=$$?; \
-	wait $$side; side_status=$$?; \
+	wait $$catalogue; catalogue_status=$$?; wait $$side; side_status=$$?; \
+	echo "== beside the suite: make catalogue-test"; cat .cache/test-catalogue.log; \
 	echo "== beside the suite: the demo and airbyte-cdk venvs, then make test-pyairbyte"; cat .cache/test-side.log; \
-	[ $$status -eq 0 ] && [ $$side_status -eq 0 ]
+	[ $$status -eq 0 ] && [ $$catalogue_status -eq 0 ] && [ $$side_status -eq 0 ]
 
 # airbyte-cdk alone, as Airbyte's other runtimes have it (integration_tests/runtimes): the generic
 # source-declarative-manifest runtime, the Connector Builder's test read. One venv per CDK version.
@@ -144,6 +151,17 @@ image:
 SDM_DIGEST ?=
 manifest-only: install
 	$(BIN)/python release/manifest_only.py --out build $(if $(SDM_DIGEST),--digest $(SDM_DIGEST))
+
+# What a pull request to airbytehq/airbyte adds (release/catalogue.py): PR=<number> puts the pull
+# request in the changelog, SDM_DIGEST pins the base image as for manifest-only.
+PR ?=
+catalogue: install
+	$(BIN)/python -m release.catalogue --out build $(if $(SDM_DIGEST),--digest $(SDM_DIGEST)) $(if $(PR),--pr $(PR))
+
+# The tree built afresh and tested as Airbyte's CI tests it, the emulator in place of the test
+# account (release/catalogue_test.py)
+catalogue-test: install
+	$(BIN)/python -m release.catalogue_test
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache

@@ -73,7 +73,7 @@ def _local_imports(tree: ast.Module) -> set:
 
 
 def _top_level_names(tree: ast.Module, lines: List[str]) -> Dict[str, str]:
-    """name -> its source text, for what a module defines or imports at its top level."""
+    """name -> its source text, for what a module defines at its top level (imports aside)."""
     names = {}
     for node in tree.body:
         text = "\n".join(lines[node.lineno - 1 : node.end_lineno])
@@ -85,10 +85,6 @@ def _top_level_names(tree: ast.Module, lines: List[str]) -> Dict[str, str]:
                 for name in ast.walk(target):
                     if isinstance(name, ast.Name):
                         names[name.id] = text
-        elif isinstance(node, (ast.Import, ast.ImportFrom)) and not _is_ours(node):
-            for alias in node.names:
-                bound = alias.asname or alias.name.split(".")[0]
-                names[bound] = f"import {alias.name}" if isinstance(node, ast.Import) else _imported_as(node.module, alias.name)
     return names
 
 
@@ -102,24 +98,79 @@ def _imported_as(module: str, name: str) -> str:
 
 
 def _is_ours(node: ast.AST) -> bool:
-    return isinstance(node, ast.ImportFrom) and (
-        node.module == "__future__" or (node.module or "").startswith("source_smstools")
-    )
+    return isinstance(node, ast.ImportFrom) and (node.module or "").startswith("source_smstools")
+
+
+class _Imports:
+    """The imports of every module, one statement per module imported from, at the top of the file."""
+
+    def __init__(self) -> None:
+        self.whole: Dict[str, str] = {}  # bound name -> `import x` / `import x.y as z`
+        self.names: Dict[str, Dict[str, str]] = {}  # module -> {bound name: `name` or `name as alias`}
+        self.bound: Dict[str, tuple] = {}  # bound name -> (what it is, the module that imported it first)
+
+    def add(self, node: ast.AST, path: Path) -> None:
+        for alias in node.names:
+            if isinstance(node, ast.Import):
+                bound = alias.asname or alias.name.split(".")[0]
+                what = alias.name if alias.asname or "." not in alias.name else bound
+                text = f"import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
+            else:
+                bound = alias.asname or alias.name
+                what = _imported_as(node.module, alias.name)
+            if bound in self.bound:
+                if self.bound[bound][0] != what:
+                    raise BuildError(f"{bound} is imported as {self.bound[bound][0]} in {self.bound[bound][1]} and as {what} in {path.name}: rename one")
+                continue  # the same thing by another path: imported once
+            self.bound[bound] = (what, path.name)
+            if isinstance(node, ast.Import):
+                self.whole[bound] = text
+            else:
+                self.names.setdefault(node.module, {})[bound] = alias.name + (f" as {alias.asname}" if alias.asname else "")
+
+    def text(self) -> str:
+        """The standard library's imports, then the others', each group sorted."""
+        groups = []
+        for standard in (True, False):
+            lines = sorted(t for t in self.whole.values() if _standard(t.split()[1]) == standard)
+            for module in sorted(m for m in self.names if _standard(m) == standard):
+                names = sorted(self.names[module].values(), key=str.lower)
+                line = f"from {module} import {', '.join(names)}"
+                lines.append(line if len(line) <= 100 else f"from {module} import (\n" + "".join(f"    {n},\n" for n in names) + ")")
+            groups.append("\n".join(lines))
+        return "\n\n".join(g for g in groups if g) + "\n"
+
+
+def _standard(module: str) -> bool:
+    return module.split(".")[0] in sys.stdlib_module_names
+
+
+# A module may import another whole (`from source_smstools.components import changes`, so that the
+# tests can patch `changes.now` for every module that asks the time): here all modules are one
+# namespace, so that name is bound to it.
+NAMESPACE = '''
+
+class _ThisFile:
+    """`changes.now` in a module that imports changes whole is this file's `now`: one namespace here."""
+
+    def __getattr__(self, name: str) -> Any:
+        return globals()[name]
+'''
 
 
 def components_py(directory: Path = COMPONENTS) -> str:
-    """One file of every component module, in import order.
+    """One file of every component module, in import order: the modules joined, nothing rewritten.
 
-    Left out: each module's imports of the others (they are in the same file now) and
-    `from __future__ import annotations`: airbyte-cdk 7.39.1 runs injected components before it
-    registers their module, and dataclasses then cannot resolve string annotations. A top-level
-    name that two modules define differently fails the build."""
+    Each module's own imports go to the top, once; its imports of the others are left out (their
+    names are in the same file); a module it imports whole is bound to the file's namespace. The
+    modules are written for this: imports at their top, no `from __future__ import annotations`
+    (airbyte-cdk 7.39.1 runs injected components before it registers their module, and dataclasses
+    then cannot resolve string annotations), no import inside a function. A top-level name that two
+    modules define differently, or import as two things, fails the build."""
     seen: Dict[str, tuple] = {}
-    parts = [
-        '"""The components of source-smstools, in one file as Airbyte\'s generic runtime loads them.\n\n'
-        "Generated by `make manifest-only` from source_smstools/components/*.py (one module per concern):\n"
-        'change those, not this file."""\n'
-    ]
+    imports = _Imports()
+    whole: List[str] = []
+    sections = []
     for path in _module_order(directory):
         text = path.read_text()
         tree = ast.parse(text)
@@ -128,40 +179,40 @@ def components_py(directory: Path = COMPONENTS) -> str:
             if name in seen and seen[name][1] != source:
                 raise BuildError(f"{name} is defined in both {seen[name][0]} and {path.name}: rename one")
             seen.setdefault(name, (path.name, source))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and node not in tree.body:
+                raise BuildError(f"{path.name}:{node.lineno}: an import inside a block; components.py has its imports at the top")
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                raise BuildError(f"{path.name}: `from __future__` changes what the joined file means; leave it out")
         drop = set()
         for node in tree.body:
-            if _is_ours(node):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
                 drop.update(range(node.lineno - 1, node.end_lineno))
-        # an import of ours inside a function (one that would otherwise be circular): its names are
-        # in this file now, and our package is not there to import from
-        for node in ast.walk(tree):
-            if _is_ours(node) and node not in tree.body:
-                indent = lines[node.lineno - 1][: node.col_offset]
-                lines[node.lineno - 1] = f"{indent}pass  # {ast.get_source_segment(text, node).splitlines()[0]}: in this file"
-                drop.update(range(node.lineno, node.end_lineno))
-        if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(getattr(tree.body[0], "value", None), ast.Constant):
+                if _is_ours(node):
+                    if node.module == "source_smstools.components":
+                        whole.extend(a.name for a in node.names if a.name not in whole)
+                else:
+                    imports.add(node, path)
+        doc = ast.get_docstring(tree)
+        if doc is not None:
             docstring = tree.body[0]
             drop.update(range(docstring.lineno - 1, docstring.end_lineno))
-            summary = ast.get_docstring(tree).splitlines()[0]
-        else:
-            summary = ""
         body = "\n".join(line for i, line in enumerate(lines) if i not in drop).strip("\n")
-        # `changes.page_reader` after `from source_smstools.components import changes`: one namespace now
-        for module in _modules_imported_whole(tree):
-            body = re.sub(rf"(?<![.\w]){module}\.(?=[A-Za-z_])", "", body)
-        parts.append(f"# {'-' * 94}\n# {path.name}: {summary}\n\n{body}\n")
-    source = "\n\n".join(parts)
+        about = "".join(f"# {line}".rstrip() + "\n" for line in (doc or "").splitlines())
+        sections.append(f"# {'-' * 98}\n# {path.name}\n{about}\n\n{body}\n")
+    if whole:
+        imports.add(ast.parse("from typing import Any").body[0], Path("components.py"))
+    head = (
+        '"""The components of source-smstools, in one file as Airbyte\'s generic runtime loads them.\n\n'
+        "Joined by `make manifest-only` from source_smstools/components/*.py, one module per concern, in\n"
+        'the order they import one another: change those, not this file."""\n\n'
+    )
+    spaces = ""
+    if whole:
+        spaces = NAMESPACE + "\n\n" + "".join(f"{name} = _ThisFile()\n" for name in whole)
+    source = head + imports.text() + spaces + "\n\n" + "\n\n".join(sections)
     compile(source, "components.py", "exec")
     return source
-
-
-def _modules_imported_whole(tree: ast.Module) -> List[str]:
-    return [
-        a.asname or a.name
-        for node in tree.body
-        if isinstance(node, ast.ImportFrom) and node.module == "source_smstools.components"
-        for a in node.names
-    ]
 
 
 # -- manifest.yaml ----------------------------------------------------------------------------
@@ -351,7 +402,7 @@ def metadata(ours: Dict[str, Any], digest: str) -> Dict[str, Any]:
     data["tags"] = ["language:manifest-only", "cdk:low-code"]
     data["connectorBuildOptions"] = {"baseImage": f"{BASE_IMAGE}@{digest}" if digest else BASE_IMAGE}
     data["icon"] = "icon.svg"
-    data.pop("remoteRegistries", None)  # no PyPI package for a manifest-only connector
+    # remoteRegistries stays as it is (pypi not enabled), as catalogue manifest-only connectors have it
     # a manifest-only connector has no unit or integration tests of its own: the catalogue runs its
     # acceptance tests
     data["connectorTestSuitesOptions"] = [{"suite": "acceptanceTests"}]

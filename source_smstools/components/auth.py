@@ -1,7 +1,5 @@
 """The client secret in its header, and no request at all once the sync has been refused."""
 
-from __future__ import annotations
-
 from dataclasses import InitVar, dataclass
 from typing import Any, Mapping
 

@@ -10,8 +10,6 @@ with no message). 10 to 20 bytes a phone once compressed (100,000 random numbers
     python -c "import base64,sys,zlib; print(zlib.decompress(base64.b64decode(sys.argv[1][3:])).decode())" 'v1:...'
 """
 
-from __future__ import annotations
-
 import base64
 import calendar
 import hashlib

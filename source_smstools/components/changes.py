@@ -25,8 +25,6 @@ phones and the pending ones (a time each, or the oldest and newest pending messa
 for the sync: every known phone is read, with a warning.
 """
 
-from __future__ import annotations
-
 import logging
 import os
 import time

@@ -11,8 +11,6 @@ config when it is built (`sync_of`). Two sources in one process (PyAirbyte, the 
 server, the tests) each have their own; nothing is kept at module level.
 """
 
-from __future__ import annotations
-
 import threading
 import weakref
 from typing import Any, MutableMapping, Optional

@@ -15,8 +15,6 @@ gives, and `ConversationPages` (the paginator) asks for the request the read nam
 kept per partition, as the partition names its phone: one number listed in two forms is two reads.
 """
 
-from __future__ import annotations
-
 import logging
 import threading
 import time

@@ -21,8 +21,6 @@ two source names, whatever the number of messages. The windows it compares with 
 (phone, date) pairs of the list entries read this sync, as the sync's reads of the lists do.
 """
 
-from __future__ import annotations
-
 import threading
 from typing import Any, Callable, Iterable, Mapping, MutableMapping, Optional
 

@@ -1,7 +1,5 @@
 """The phones whose conversations are read: the configured ones, or those found in the account."""
 
-from __future__ import annotations
-
 import logging
 import re
 import zlib

@@ -1,8 +1,6 @@
 """The error handlers: what each answer means is said by the manifest's filters; these add where it
 happened (phone, page, endpoint) and what a skipped endpoint costs."""
 
-from __future__ import annotations
-
 import logging
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Union

@@ -1,8 +1,6 @@
 """The answers, parsed once into the documented shape (the conversation's pages are read by
 components/paging.py, through components/conversation.py)."""
 
-from __future__ import annotations
-
 import json
 import logging
 from dataclasses import InitVar, dataclass

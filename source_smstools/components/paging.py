@@ -28,8 +28,6 @@ PagingError, naming the phone and the page; its cursor stays where it was, and t
 again. What was read more, and why, is said once per read, when it ends (`notes`).
 """
 
-from __future__ import annotations
-
 import logging
 import math
 from collections import Counter, deque

@@ -1,8 +1,6 @@
 """Records as they leave the connector: the fields added to each message of a conversation, and
 every field in the type its schema declares."""
 
-from __future__ import annotations
-
 import hashlib
 import logging
 import math

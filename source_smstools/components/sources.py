@@ -10,8 +10,6 @@ requests than reading the source whole. What a read found (`SourceRead`) gives t
 position (`position`) and the span of time its pages covered (`window_of`).
 """
 
-from __future__ import annotations
-
 import calendar
 import datetime
 from dataclasses import InitVar, dataclass, field

@@ -10,8 +10,6 @@ from where, is the router's (components/discovery.py), which tells each phone's 
 start (conversation.Conversation.reach).
 """
 
-from __future__ import annotations
-
 import logging
 import time
 from dataclasses import dataclass, field
