@@ -104,7 +104,7 @@ def test_the_joined_file_holds_each_modules_definitions_unchanged_and_its_import
         expected.update(_definitions(ast.parse(path.read_text())))
     # what joining adds: the namespace of modules imported whole (changes.now is the file's now)
     added = {name for name in in_file if name not in expected}
-    assert added == {"_ThisFile", "changes", "coverage"}
+    assert added == {"_ThisFile", "changes", "coverage", "numbers"}
     assert {name: in_file[name] for name in expected} == expected
     body = joined.body[1:]  # after the docstring
     first = next(i for i, node in enumerate(body) if not isinstance(node, (ast.Import, ast.ImportFrom)))

@@ -14,8 +14,6 @@ numbers read apart (`apart`) and those whose inbox cannot be read (`blind`), eac
 number.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional
 
