@@ -90,7 +90,7 @@ test-pyairbyte: demo-install
 # the tables of the paging's cases and of the lists' cases (issue 21) measured again
 soak: install
 	$(BIN)/python -m pytest -m soak; status=$$?; \
-	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q unit_tests/test_paging_properties.py || status=1; \
+	HYPOTHESIS_PROFILE=soak $(BIN)/python -m pytest -q unit_tests/test_paging_properties.py integration_tests/test_failures.py || status=1; \
 	$(BIN)/python -m integration_tests.reliability.paging > /dev/null || status=1; \
 	$(BIN)/python -m integration_tests.reliability.lists > /dev/null || status=1; \
 	$(BIN)/python -m integration_tests.reliability.report; exit $$status
