@@ -12,12 +12,12 @@ test_numbers.py (virtual numbers). This only counts.
 from __future__ import annotations
 
 import random
-import re
 from pathlib import Path
 from typing import Any, Callable, Optional
 from unittest.mock import patch
 
 from integration_tests import cli
+from integration_tests.reliability import paging
 from smstools_emulator import Emulator, make_conversation, make_message, sample_phones
 from smstools_emulator.data import SECOND_NUMBER, VIRTUAL_NUMBERS
 from smstools_emulator.listing import Listing
@@ -25,7 +25,7 @@ from source_smstools.components import changes
 from source_smstools.components.state import phone_cursors
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTPUT = ROOT / "RELIABILITY.md"
+OUTPUT = paging.OUTPUT
 BEGIN, END = "<!-- lists:begin -->", "<!-- lists:end -->"
 DAY, HOUR = 86_400, 3_600
 NEWEST = 1_749_113_086  # the newest message of each sample conversation
@@ -190,18 +190,8 @@ def render() -> str:
     ])
 
 
-def write(block: str) -> None:
-    text = OUTPUT.read_text()
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        marker = "## Notes on what the figures mean"
-        text = text.replace(marker, block + "\n\n" + marker, 1)
-    OUTPUT.write_text(text)
-
-
 def main(argv: Optional[list] = None) -> int:
-    write(render())
+    paging.write(render(), BEGIN, END)
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
     return 0
 

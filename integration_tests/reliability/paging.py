@@ -141,10 +141,11 @@ def render() -> str:
     ])
 
 
-def write(block: str) -> None:
+def write(block: str, begin: str = BEGIN, end: str = END) -> None:
+    """RELIABILITY.md with `block` between its markers (before the notes, the first time)."""
     text = OUTPUT.read_text()
-    if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    if begin in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         marker = "## Notes on what the figures mean"
         text = text.replace(marker, block + "\n\n" + marker) if marker in text else text + "\n" + block + "\n"
