@@ -939,6 +939,10 @@ def main() -> int:
             took[name] = time.monotonic() - started
             log(f"[{number}/{len(names)}] {name} done in {minutes(took[name])}")
             sections += lines + [""]
+            if not args.quick:  # what is measured so far, should a later section fail
+                partial = ROOT / ".cache" / "bench-partial.md"
+                partial.parent.mkdir(exist_ok=True)
+                partial.write_text("\n".join([f"Measured {header} (the sections done so far)", ""] + sections))
     durations = ", ".join(f"{name} {took[name] / 60:.1f}" for name in names)
     report = "\n".join(
         [f"Measured {header}; {sizes.runs} interleaved run(s) per figure, medians.", ""]
