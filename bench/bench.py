@@ -873,8 +873,10 @@ def scale_verdicts(figures: dict[str, Any]) -> list[str]:
             f"{peak:.0f} MB" + (f" (0.3.0: {max(r['peak_rss_mib'] for r in theirs) * mb:.0f} MB{cut})" if theirs else ""), peak <= 400)
     large = max(figures["sizes"])
     state = max(r["state_bytes"] for (p, _, label), r in runs.items() if p == large and label == THIS_LABEL)
-    theirs = [r["state_bytes"] for (p, _, label), r in runs.items() if label == OLD_LABEL and r["state_bytes"]]
-    old_size = max((p for (p, _, label), r in runs.items() if label == OLD_LABEL and r["state_bytes"]), default=None)
+    # 0.3.0's state at the largest size it synced whole (a stopped sync's state is of part of it)
+    whole = {(p, label): r for (p, _, label), r in runs.items() if label == OLD_LABEL and not r["stopped_after_s"]}
+    old_size = max((p for p, _ in whole), default=None)
+    theirs = [r["state_bytes"] for (p, _, label), r in runs.items() if label == OLD_LABEL and p == old_size and not r["stopped_after_s"]]
     row(f"STATE at {large:,} phones ≤ 2 MB (the largest of its syncs)",
         f"{state / 1e6:.3f} MB" + (f" (0.3.0 at {old_size:,}: {max(theirs) / 1e6:.2f} MB)" if theirs else ""), state <= 2e6)
     if "per phone" in figures:
