@@ -113,7 +113,16 @@ $(RELEASE)/.deps:
 	$(RELEASE)/bin/pip install -q "git+file://$(CURDIR)@$(RELEASE_REV)"
 	touch $@
 
-bench: install $(BASELINE)/.deps $(RELEASE)/.deps
+# 0.3.0, the release issues 21 and 22 are measured against: a well-behaved API's requests and CPU
+# (throughput and requests sections), and the scale section's syncs of 20,000 phones
+RELEASE_030_REV := 6052cac
+RELEASE_030 := .cache/bench-0.3.0
+$(RELEASE_030)/.deps:
+	$(PYTHON) -m venv $(RELEASE_030)
+	$(RELEASE_030)/bin/pip install -q "git+file://$(CURDIR)@$(RELEASE_030_REV)"
+	touch $@
+
+bench: install $(BASELINE)/.deps $(RELEASE)/.deps $(RELEASE_030)/.deps
 	$(BIN)/python bench/bench.py
 
 # PyAirbyte is heavy: it gets a venv of its own, so that `make test` (and CI) stays light.

@@ -40,6 +40,9 @@ FLOOR = [PYTHON, str(ROOT / "bench" / "floor.py")]
 PREVIOUS = ROOT / ".cache" / "bench-0.1.0" / "bin" / "source-smstools"
 # 0.2.0, installed by `make bench` too: the paging of issue 15 is measured against it
 RELEASE = ROOT / ".cache" / "bench-0.2.0" / "bin" / "source-smstools"
+# 0.3.0, installed by `make bench` too: issue 21 (a well-behaved API's requests and CPU) and issue 22
+# (the scale section) are measured against it
+RELEASE_030 = ROOT / ".cache" / "bench-0.3.0" / "bin" / "source-smstools"
 BARE = [PYTHON, str(ROOT / "bench" / "bare.py")]
 CLIENT = {"client_id": "emulator-client", "client_secret": "emulator-secret-5f3c9a"}
 PAGE = 2000
@@ -64,11 +67,22 @@ class Sizes:
     # neither the inbox nor the message log
     change_phones: tuple[tuple[int, str, int], ...] = ((2_000, "once", 0), (3_000, "latency", 0), (30_000, "once", 0), (40, "latency", 10))
     change_latency_ms: int = 100
+    # scale (issue 22): the syncs of an account of N phones found by discovery, this release and 0.3.0;
+    # 0.3.0's three syncs up to scale_full_030 phones, above it its first sync stopped after
+    # scale_stop_030_s seconds (a bounded part); then a first sync of scale_workers_phones phones
+    # behind scale_workers_latency_ms for each of scale_workers
+    scale_phones: tuple[int, ...] = (20_000, 100_000)
+    scale_full_030: int = 20_000
+    scale_stop_030_s: int = 120
+    scale_workers: tuple[int, ...] = (2, 8)
+    scale_workers_phones: int = 1_000
+    scale_workers_latency_ms: int = 100
 
 
 QUICK = Sizes(
     throughput=3_000, memory=(1_000, 5_000), requests=(4_001, 2_000, 40), phones=4, latency_ms=50, runs=1, spec_runs=1,
     discovered_phones=20, change_phones=((40, "once", 10),), change_latency_ms=10,
+    scale_phones=(30,), scale_full_030=30, scale_workers=(2, 4), scale_workers_phones=8, scale_workers_latency_ms=20,
 )
 
 
@@ -242,6 +256,7 @@ CONNECTOR_NAME = "connector (source-smstools read, incremental)"
 STRAIGHTFORWARD_NAME = "straightforward manifest, CDK components only (bench/bare.py --straightforward, incremental)"
 PREVIOUS_NAME = "connector 0.1.0, the release before (source-smstools read, incremental)"
 RELEASE_NAME = "connector 0.2.0 (source-smstools read, incremental)"
+RELEASE_030_NAME = "connector 0.3.0 (source-smstools read, incremental)"
 
 
 def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
@@ -252,6 +267,8 @@ def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[lis
         commands = {
             FLOOR_NAME: files.floor(),
             CONNECTOR_NAME: files.connector(),
+            # 0.3.0 right beside this release (issue 21 item 7: CPU within 5%), the two in turn first
+            **({RELEASE_030_NAME: [str(RELEASE_030), *files.connector()[1:]]} if RELEASE_030.exists() else {}),
             STRAIGHTFORWARD_NAME: files.bare(
                 "--straightforward", catalog=files.incremental
             ),
@@ -263,14 +280,23 @@ def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[lis
         if RELEASE.exists():
             commands[RELEASE_NAME] = [str(RELEASE), *files.connector()[1:]]
         # An untimed round first: it checks that every command reads every record, and warms up
-        # the emulator (it encodes each page once, then serves it from memory).
+        # the emulator (it encodes each page once, then serves it from memory); the requests each
+        # connector makes are counted there.
+        made: dict[str, int] = {}
         for name, argv in commands.items():
+            emulator.control("clear_requests", {})
             records = run(argv, files.out).records
+            made[name] = len(emulator.control("requests"))
             if records != count:
                 raise RuntimeError(f"{name} read {records} records, not {count}")
         figures: dict[str, dict[str, list[float]]] = {name: {"wall": [], "read": [], "cpu": []} for name in commands}
         for i in range(sizes.runs):
-            for name, argv in commands.items():
+            order = list(commands)
+            if i % 2 and RELEASE_030_NAME in commands:  # every other round, 0.3.0 before this release
+                a, b = order.index(CONNECTOR_NAME), order.index(RELEASE_030_NAME)
+                order[a], order[b] = order[b], order[a]
+            for name in order:
+                argv = commands[name]
                 emulator.control("clear_requests", {})
                 result = run(argv, files.out, count=False)
                 first_request = min(r["time"] for r in emulator.conversation_requests())
@@ -310,6 +336,19 @@ def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[lis
         results["cpu over 0.2.0"] = median(
             [c / p for c, p in zip(figures[CONNECTOR_NAME]["cpu"], figures[RELEASE_NAME]["cpu"])]
         )
+    if RELEASE_030_NAME in figures:
+        rounds = [c / p for c, p in zip(figures[CONNECTOR_NAME]["cpu"], figures[RELEASE_030_NAME]["cpu"])]
+        results["cpu over 0.3.0"] = median(rounds)
+        results["requests vs 0.3.0"] = (made[CONNECTOR_NAME], made[RELEASE_030_NAME])
+        lines_030 = [
+            "",
+            f"This release against 0.3.0 (issue 21 item 7), on this well-behaved API: CPU **{median(rounds):.2f}×** 0.3.0's "
+            f"(median of the per-round ratios {' / '.join(f'{r:.3f}' for r in rounds)}; the two run one after the other "
+            f"in each round, in turn first); requests (every endpoint, the untimed round) {made[CONNECTOR_NAME]:,} against "
+            f"{made[RELEASE_030_NAME]:,}.",
+        ]
+    else:
+        lines_030 = []
     lines += [
         "",
         "Each ratio is the floor's figure over the command's, the median of the per-round ratios. "
@@ -317,7 +356,7 @@ def throughput(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[lis
         "arrival at the emulator to the exit (start-up left out); *CPU* is the command's user + system time "
         "(the emulator's left out), the steadiest of the three on a loaded machine. Timed runs write to "
         "/dev/null; an untimed round before them checks that each command reads every record.",
-    ]
+    ] + lines_030
     return lines, results
 
 
@@ -326,17 +365,32 @@ def request_counts(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple
     emulator = Emulator(conversations)
     try:
         files = Files(tmp, "requests", emulator)
+        emulator.control("clear_requests", {})
         full = run(files.connector(), files.out, keep=True)
         full_requests = len(emulator.conversation_requests())
+        every = {"this release, full": len(emulator.control("requests"))}
         full_minimum = sum(math.ceil(n / PAGE) for n in conversations.values())
         if full.records != sum(conversations.values()):
             raise RuntimeError(f"the full read returned {full.records} records, not {sum(conversations.values())}")
+        # 0.3.0 side by side, on the same data (issue 21 item 7: a well-behaved API costs the same requests)
+        old = None
+        if RELEASE_030.exists():
+            emulator.control("clear_requests", {})
+            old_full = run([str(RELEASE_030), *files.connector()[1:]], files.out, keep=True)
+            old = {"full": (len(emulator.conversation_requests()), old_full.records)}
+            every["0.3.0, full"] = len(emulator.control("requests"))
         for number in conversations:
             emulator.control("add_messages", {"phone": number, "count": sizes.new_messages})
         emulator.control("clear_requests", {})
         incremental = run(files.connector(state=last_state(full.out)), files.out)
         incremental_requests = len(emulator.conversation_requests())
-        log(f"  requests: full {full_requests} (minimum {full_minimum}), incremental {incremental_requests}")
+        every["this release, incremental"] = len(emulator.control("requests"))
+        if old is not None:
+            emulator.control("clear_requests", {})
+            old_incremental = run([str(RELEASE_030), *files.connector(state=last_state(old_full.out))[1:]], files.out)
+            old["incremental"] = (len(emulator.conversation_requests()), old_incremental.records)
+            every["0.3.0, incremental"] = len(emulator.control("requests"))
+        log(f"  requests: full {full_requests} (minimum {full_minimum}), incremental {incremental_requests}; every endpoint {every}")
     finally:
         emulator.stop()
     sizes_text = ", ".join(f"{n:,}" for n in conversations.values())
@@ -352,7 +406,24 @@ def request_counts(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple
         "filter is inclusive), i.e. "
         f"{(sizes.new_messages + 1) * len(conversations)} records.",
     ]
-    return lines, {"full": (full_requests, full_minimum), "incremental": (incremental_requests, len(conversations))}
+    figures: dict[str, Any] = {"full": (full_requests, full_minimum), "incremental": (incremental_requests, len(conversations))}
+    if old is not None:
+        figures["0.3.0"] = {
+            read: (mine, every[f"this release, {read}"], old[read][0], every[f"0.3.0, {read}"])
+            for read, mine in (("full", full_requests), ("incremental", incremental_requests))
+        }
+        lines += [
+            "",
+            "Beside 0.3.0 on the same data (issue 21 item 7), conversation requests (every endpoint):",
+            "",
+            "| read | this release | 0.3.0 | records, this release | records, 0.3.0 |",
+            "|---|---:|---:|---:|---:|",
+            f"| full (no state) | {full_requests} ({every['this release, full']}) | {old['full'][0]} ({every['0.3.0, full']}) "
+            f"| {full.records:,} | {old['full'][1]:,} |",
+            f"| incremental | {incremental_requests} ({every['this release, incremental']}) | {old['incremental'][0]} "
+            f"({every['0.3.0, incremental']}) | {incremental.records:,} | {old['incremental'][1]:,} |",
+        ]
+    return lines, figures
 
 
 def concurrency(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
@@ -541,6 +612,146 @@ def changes_section(runs: list[dict[str, Any]], latency_ms: float, log: Callable
     return lines, {"runs": figures}
 
 
+THIS_LABEL, OLD_LABEL = "this release", "0.3.0"
+
+
+def scale(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
+    """bench/scale.py: the syncs of an account of N phones found by discovery, this release and 0.3.0
+    side by side (issue 22), and a first sync's time against num_workers."""
+    beside = ["--program", f"{OLD_LABEL}={RELEASE_030}"] if RELEASE_030.exists() else []
+
+    def scale_run(*options: str) -> list[dict[str, Any]]:
+        found = []
+        with open(tmp / "scale.stderr", "w+") as stderr:
+            proc = subprocess.Popen([PYTHON, "-m", "bench.scale", *options, *beside], stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
+            for line in proc.stdout:
+                if not line.startswith("{"):
+                    continue
+                r = json.loads(line)
+                found.append(r)
+                stopped = f" (stopped after {r['stopped_after_s']:.0f} s)" if r["stopped_after_s"] else ""
+                log(f"  {r['program']}, {r['phones']:,} phones, {r['workers']} workers, {r['sync']}{stopped}: "
+                    f"{r['conversation_requests']:,} + {r['source_requests']} requests, {r['records']:,} records, "
+                    f"{r['seconds']} s, {r['cpu_s']} s CPU, {r['peak_rss_mib']} MiB, first request at {r['first_request_s']} s, "
+                    f"state {r['state_bytes'] / 1000:.0f} KB")
+            proc.wait()
+            stderr.seek(0)
+            if proc.returncode != 0:
+                raise RuntimeError(f"bench.scale {' '.join(options)} failed ({proc.returncode}): {stderr.read()[-3000:]}")
+        return found
+
+    runs: dict[tuple[int, str, str], dict[str, Any]] = {}
+    steps: list[str] = []  # the syncs of bench/scale.py, in their order
+    for phones in sizes.scale_phones:
+        stop = ["--stop-after", f"{OLD_LABEL}={sizes.scale_stop_030_s}"] if beside and phones > sizes.scale_full_030 else []
+        for r in scale_run("--phones", str(phones), *stop):
+            runs[(phones, r["sync"], r["program"])] = r
+            if r["sync"] not in steps:
+                steps.append(r["sync"])
+    latency = sizes.scale_workers_latency_ms
+    workers_options = [o for w in sizes.scale_workers for o in ("--workers", str(w))]
+    by_workers = {
+        (r["program"], r["workers"]): r
+        for r in scale_run("--phones", str(sizes.scale_workers_phones), "--latency-ms", str(latency), "--first-only", *workers_options)
+    }
+    labels = [THIS_LABEL] + ([OLD_LABEL] if beside else [])
+
+    def requests_made(r: dict[str, Any]) -> str:
+        return f"{r['conversation_requests'] + r['source_requests']:,} ({r['conversation_requests']:,} + {r['source_requests']})"
+
+    lines = [
+        f"### 8. Scale: accounts of {' and '.join(f'{n:,}' for n in sizes.scale_phones)} phones found by discovery "
+        f"(5 messages each, 4 workers, no latency), this release beside 0.3.0 (issue 22)",
+        "",
+        "| phones | sync | release | requests (conversation + lists) | records | wall s | CPU s | peak RSS MiB "
+        "| start to first request s | STATE KB |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for phones in sizes.scale_phones:
+        for step in steps:
+            for label in labels:
+                r = runs.get((phones, step, label))
+                if r is None:
+                    if label == OLD_LABEL and step != "first sync":
+                        lines.append(f"| {phones:,} | {step} | {label} | left out (see below) | | | | | | |")
+                    continue
+                stopped = r["stopped_after_s"]
+                lines.append(
+                    f"| {phones:,} | {step} | {label} | {'≥ ' if stopped else ''}{requests_made(r)} | {'≥ ' if stopped else ''}{r['records']:,} "
+                    f"| {f'stopped after {stopped:.0f}' if stopped else r['seconds']} | {r['cpu_s']} | {r['peak_rss_mib']:.0f} "
+                    f"| {r['first_request_s']} | {r['state_bytes'] / 1000:,.0f} |"
+                )
+    figures: dict[str, Any] = {"runs": runs, "sizes": list(sizes.scale_phones), "workers": by_workers, "steps": steps}
+    small, large = min(sizes.scale_phones), max(sizes.scale_phones)
+    notes = []
+    if large > small:
+        a, b = runs[(small, "first sync", THIS_LABEL)], runs[(large, "first sync", THIS_LABEL)]
+        figures["per phone"] = (b["seconds"] / large) / (a["seconds"] / small)
+        notes.append(
+            f"A first sync per phone (wall / phones): {1000 * a['seconds'] / small:.1f} ms at {small:,} phones, "
+            f"{1000 * b['seconds'] / large:.1f} ms at {large:,} (**{figures['per phone']:.2f}×**); CPU per phone "
+            f"{1000 * a['cpu_s'] / small:.1f} and {1000 * b['cpu_s'] / large:.1f} ms."
+        )
+        per_million = {}
+        for label in labels:
+            a, b = runs.get((small, "first sync", label)), runs.get((large, "first sync", label))
+            if a and b:
+                slope = (b["peak_rss_mib"] - a["peak_rss_mib"]) / ((b["list_entries"] - a["list_entries"]) / 1e6)
+                per_million[label] = (slope, bool(b["stopped_after_s"]))
+        figures["per million"] = per_million
+        peaks = []
+        for label in labels:
+            for phones in (small, large):
+                r = runs.get((phones, "first sync", label))
+                if r:
+                    peaks.append(f"{label} {r['peak_rss_mib']:.0f} MiB at {phones:,} phones ({r['list_entries']:,} list entries"
+                                 + (", when stopped)" if r["stopped_after_s"] else ")"))
+        notes.append(
+            "Memory of a discovery first sync, peak RSS: " + "; ".join(peaks) + ". Per million list entries: "
+            + "; ".join(f"{label} **{slope:.0f} MiB**{' (to where it was stopped)' if cut else ''}" for label, (slope, cut) in per_million.items())
+            + " (the phones grow with the entries: the slope holds both)."
+        )
+    if beside and large > sizes.scale_full_030:
+        notes.append(
+            f"0.3.0 above {sizes.scale_full_030:,} phones: its first sync stopped after {sizes.scale_stop_030_s} s (its figures are "
+            f"what it had done by then) and its next syncs left out: past the CDK's 10,000 partitions 0.3.0 keeps one global cursor "
+            f"and asks for every phone every sync, so each of its syncs at {large:,} phones costs about {large:,} requests, "
+            f"five times its syncs at {sizes.scale_full_030:,} above."
+        )
+    lines += [""] + [f"- {n}" for n in notes] if notes else []
+    lines += [
+        "",
+        "Each release has an emulator of its own with the same data (in the bench process, Nagle's algorithm off on its sockets: "
+        "see bench/scale.py), and each sync starts from the state the sync before left, the two releases in turn at each step. "
+        "On the connector's clock (`SMSTOOLS_NOW`) the syncs are an hour apart, then 3.5 days after the first sync one with "
+        "nothing new and an hour later another: the first that the weekly sweep reads phones in (each phone between half a "
+        "`full_sweep_days` and a whole one after its last read). *Start to first request*: from the command's start to the "
+        "first request the emulator received (the state read, the streams built). Peak RSS is the connector's process alone "
+        "(bench/scale.py's PROBE). STATE: the last state message's `state`, as the next sync gets it.",
+        "",
+        f"First syncs of {sizes.scale_workers_phones:,} phones (discovery) behind {latency} ms of latency:",
+        "",
+        "| release | num_workers | conversation requests span s | ideal s (phones / workers × latency) | wall s | CPU s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    speedups = {}
+    low, high = min(sizes.scale_workers), max(sizes.scale_workers)
+    for label in labels:
+        for w in sizes.scale_workers:
+            r = by_workers[(label, w)]
+            ideal = math.ceil(sizes.scale_workers_phones / w) * latency / 1000
+            lines.append(f"| {label} | {w} | {r['span_s']} | {ideal:.2f} | {r['seconds']} | {r['cpu_s']} |")
+        speedups[label] = by_workers[(label, low)]["span_s"] / by_workers[(label, high)]["span_s"]
+    ideal_speedup = math.ceil(sizes.scale_workers_phones / low) / math.ceil(sizes.scale_workers_phones / high)
+    figures["speedup"] = (speedups, ideal_speedup, low, high)
+    lines += [
+        "",
+        f"{high} workers against {low}: " + ", ".join(f"{label} **{x:.2f}×**" for label, x in speedups.items())
+        + f" on the conversation requests' span (ideal {ideal_speedup:.1f}×).",
+    ]
+    return lines, figures
+
+
 # -- report -----------------------------------------------------------------------------------
 def machine() -> str:
     cpu = "unknown CPU"
@@ -584,6 +795,18 @@ def verdicts(figures: dict[str, dict[str, Any]]) -> list[str]:
         over = figures["throughput"].get("cpu over 0.2.0")
         if over is not None:
             row("conversation read CPU within 5% of 0.2.0 (issue 15)", f"{over:.2f}×", over <= 1.05)
+        over = figures["throughput"].get("cpu over 0.3.0")
+        if over is not None:
+            row("a well-behaved API: the conversation read's CPU within 5% of 0.3.0's (issue 21 item 7)", f"{over:.2f}×", over <= 1.05)
+    if "requests" in figures and "0.3.0" in figures["requests"]:
+        compared = figures["requests"]["0.3.0"]
+        same = all(a == c and b == d for a, b, c, d in compared.values())
+        text = "; ".join(f"{read} {a} ({b}) against {c} ({d})" for read, (a, b, c, d) in compared.items())
+        made = figures.get("throughput", {}).get("requests vs 0.3.0")
+        if made:
+            same = same and made[0] == made[1]
+            text += f"; section 1 {made[0]} against {made[1]}"
+        row("a well-behaved API costs the requests of 0.3.0: conversation (every endpoint) (issue 21 item 7)", text, same)
     if "requests" in figures:
         for read in ("full", "incremental"):
             made, least = figures["requests"][read]
@@ -616,6 +839,60 @@ def verdicts(figures: dict[str, dict[str, Any]]) -> list[str]:
                 made = run["conversation_requests"]
                 row(f"{size}, 3 phones changed: about the uncovered + the changed + the swept (issue 16)",
                     f"{made} conversation requests ({run['summary'].split(':')[1].split(';')[0].strip()})", hidden <= made <= hidden + 3 + 2)
+    if "scale" in figures:
+        rows += scale_verdicts(figures["scale"])
+    return rows
+
+
+def scale_verdicts(figures: dict[str, Any]) -> list[str]:
+    """Issue 22's targets, this release's figure with 0.3.0's beside it."""
+    rows = []
+    runs = figures["runs"]
+    mb = 1.048576  # MiB to MB
+
+    def row(target: str, measured: str, ok: bool) -> None:
+        rows.append(f"| {target} | {measured} | {'yes' if ok else '**no**'} |")
+
+    def made(r: dict[str, Any]) -> int:
+        return r["conversation_requests"] + r["source_requests"]
+
+    for n in figures["sizes"]:
+        for step, limit in (("nothing new", 30), ("3 phones changed", 40), ("nothing new, an hour later (the sweep's share)", 30)):
+            r, old = runs.get((n, step, THIS_LABEL)), runs.get((n, step, OLD_LABEL))
+            if r:
+                row(f"{n:,} phones, {step}: ≤ {limit} requests (issue 22)",
+                    f"{made(r):,}" + (f" (0.3.0: {made(old):,})" if old else ""), made(r) <= limit)
+        mine = [r for (p, _, label), r in runs.items() if p == n and label == THIS_LABEL]
+        theirs = [r for (p, _, label), r in runs.items() if p == n and label == OLD_LABEL]
+        cut = " when stopped" if any(r["stopped_after_s"] for r in theirs) else ""
+        first = max(r["first_request_s"] for r in mine)
+        row(f"{n:,} phones: start to first request ≤ 10 s (the slowest of its syncs)",
+            f"{first:.1f} s" + (f" (0.3.0: {max(r['first_request_s'] for r in theirs):.1f} s)" if theirs else ""), first <= 10)
+        peak = max(r["peak_rss_mib"] for r in mine) * mb
+        row(f"{n:,} phones: peak RSS ≤ 400 MB (the largest of its syncs)",
+            f"{peak:.0f} MB" + (f" (0.3.0: {max(r['peak_rss_mib'] for r in theirs) * mb:.0f} MB{cut})" if theirs else ""), peak <= 400)
+    large = max(figures["sizes"])
+    state = max(r["state_bytes"] for (p, _, label), r in runs.items() if p == large and label == THIS_LABEL)
+    # 0.3.0's state at the largest size it synced whole (a stopped sync's state is of part of it)
+    whole = {(p, label): r for (p, _, label), r in runs.items() if label == OLD_LABEL and not r["stopped_after_s"]}
+    old_size = max((p for p, _ in whole), default=None)
+    theirs = [r["state_bytes"] for (p, _, label), r in runs.items() if label == OLD_LABEL and p == old_size and not r["stopped_after_s"]]
+    row(f"STATE at {large:,} phones ≤ 2 MB (the largest of its syncs)",
+        f"{state / 1e6:.3f} MB" + (f" (0.3.0 at {old_size:,}: {max(theirs) / 1e6:.2f} MB)" if theirs else ""), state <= 2e6)
+    if "per phone" in figures:
+        small = min(figures["sizes"])
+        x = figures["per phone"]
+        row(f"a first sync's time ∝ phones: per phone at {large:,} within 25% of that at {small:,}", f"{x:.2f}×", x <= 1.25)
+    speedups, ideal, low, high = figures["speedup"]
+    x = speedups[THIS_LABEL]
+    row(f"a first sync's time ∝ 1 / num_workers: {high} workers ≥ 75% of the ideal {ideal:.1f}× faster than {low}",
+        f"{x:.2f}×" + (f" (0.3.0: {speedups[OLD_LABEL]:.2f}×)" if OLD_LABEL in speedups else ""), x >= 0.75 * ideal)
+    per_million = figures.get("per million", {})
+    if THIS_LABEL in per_million:
+        x = per_million[THIS_LABEL][0] * mb
+        old = per_million.get(OLD_LABEL)
+        row("memory of a discovery first sync, bounded: ≤ 100 MB per million list entries (0.3.0 was measured at about 100)",
+            f"{x:.0f} MB" + (f" (0.3.0: {old[0] * mb:.0f} MB{', to where it was stopped' if old[1] else ''})" if old else ""), x <= 100)
     return rows
 
 
@@ -627,6 +904,7 @@ SCENARIOS = {
     "startup": startup,
     "discovery": discovery,
     "changes": change_detection,
+    "scale": scale,
 }
 
 
@@ -663,11 +941,15 @@ def main() -> int:
             took[name] = time.monotonic() - started
             log(f"[{number}/{len(names)}] {name} done in {minutes(took[name])}")
             sections += lines + [""]
+            if not args.quick:  # what is measured so far, should a later section fail
+                partial = ROOT / ".cache" / "bench-partial.md"
+                partial.parent.mkdir(exist_ok=True)
+                partial.write_text("\n".join([f"Measured {header} (the sections done so far)", ""] + sections))
     durations = ", ".join(f"{name} {took[name] / 60:.1f}" for name in names)
     report = "\n".join(
         [f"Measured {header}; {sizes.runs} interleaved run(s) per figure, medians.", ""]
         + [f"Sections took (minutes): {durations}.", ""]
-        + ["### Targets (issues 4 and 11)", ""]
+        + ["### Targets", ""]
         + verdicts(figures)
         + [""]
         + sections

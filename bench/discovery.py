@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import sys
+import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
+from bench.scale import PROBE
 from integration_tests import cli
 from source_smstools.components.state import phone_cursors
 from smstools_emulator import Emulator, make_conversation, sample_phones
@@ -22,11 +25,15 @@ from smstools_emulator import Emulator, make_conversation, sample_phones
 
 def sync(emulator: Emulator, config: dict, state: list | None) -> tuple[dict, list | None]:
     emulator.clear_requests()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    out = cli.run("read", config, cli.catalog("incremental", "conversation"), state, timeout=3600)
+    with tempfile.TemporaryDirectory() as tmp:
+        # through bench/scale.py's PROBE: the command's own peak RSS (a child of this process, which
+        # holds the emulator, would start its ru_maxrss at this process's RSS)
+        report = Path(tmp, "probe.json")
+        probe = [sys.executable, "-c", PROBE, str(report), "0", cli.COMMAND]
+        out = cli.run("read", config, cli.catalog("incremental", "conversation"), state, timeout=3600, program=probe)
+        peak = json.loads(report.read_text())["maxrss_kib"]
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB; the largest child so far
     assert out.returncode == 0 and not out.errors, (out.errors, out.stderr[-2000:])
     final = out.last_state
     stream_state = final[0]["stream"]["stream_state"] if final else {}
@@ -38,7 +45,7 @@ def sync(emulator: Emulator, config: dict, state: list | None) -> tuple[dict, li
         "phones_read": len({r["phone"] for r in out.records}),
         "requests": dict(kinds),
         "seconds": round(seconds, 1),
-        "peak_rss_mib": round(peak / 1024, 1) if peak > before else "<= previous run",
+        "peak_rss_mib": round(peak / 1024, 1),
         "state_entries": len(phone_cursors(stream_state)),
         "state_bytes": len(json.dumps(final)) if final else 0,
         "use_global_cursor": stream_state.get("use_global_cursor"),

@@ -19,7 +19,7 @@ def test_every_bench_scenario_runs_on_tiny_sizes(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for section in ("### 1. Throughput", "### 2. Requests", "### 3. Concurrency", "### 4. Memory", "### 5. Start-up", "### 6. Discovery",
-                    "### 7. Change detection"):
+                    "### 7. Change detection", "### 8. Scale"):
         assert section in proc.stdout
     # the requests the connector makes are behaviour, not speed: the minimum in both reads
     assert "| requests, full read = minimum | 5 for 5 | yes |" in proc.stdout
@@ -27,7 +27,11 @@ def test_every_bench_scenario_runs_on_tiny_sizes(tmp_path):
     written = (tmp_path / "BENCHMARKS.md").read_text()
     assert "<!-- bench:begin -->" in written and "### 5. Start-up" in written
     # progress as it goes, and each section's time kept for the next run to announce
-    assert "[1/7] throughput ..." in proc.stderr and "[7/7] changes done in " in proc.stderr
+    assert "[1/8] throughput ..." in proc.stderr and "[8/8] scale done in " in proc.stderr
+    # issue 22's targets are rows of the verdicts table at every size (their figures are not asserted)
+    for target in ("phones, nothing new: ≤ 30 requests", "phones, 3 phones changed: ≤ 40 requests", "start to first request ≤ 10 s",
+                   "peak RSS ≤ 400 MB", "≤ 2 MB", "∝ 1 / num_workers"):
+        assert target in proc.stdout, target
     sys.path.insert(0, str(ROOT / "bench"))
     import bench
 
