@@ -28,7 +28,6 @@ PagingError, naming the phone and the page; its cursor stays where it was, and t
 again. What was read more, and why, is said once per read, when it ends (`notes`).
 """
 
-import hashlib
 import logging
 import math
 from collections import Counter, deque
@@ -137,24 +136,6 @@ def _same(messages: list, before: list) -> bool:
     if key(messages[0]) == key(before[0]) and _keys(messages) == _keys(before):
         return True
     return Counter(_keys(messages)) == Counter(_keys(before))
-
-
-class Tally:
-    """How often each key was passed in a read, by a 16-byte digest of the key: a read of 300,000
-    messages kept their keys (six texts each) whole, 200 MB and more; the digests take a sixth."""
-
-    def __init__(self) -> None:
-        self._counts: Counter = Counter()
-
-    @staticmethod
-    def _digest(k: Key) -> bytes:
-        return hashlib.blake2b(repr(k).encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-    def __getitem__(self, k: Key) -> int:
-        return self._counts[self._digest(k)]
-
-    def add(self, k: Key) -> None:
-        self._counts[self._digest(k)] += 1
 
 
 class PagingError(AirbyteTracedException):
@@ -347,7 +328,7 @@ class Read:
         self.odd = self.later = 0
         self.ignored = ""  # what an answer that ignored `page` said
         self.newest: Optional[int] = None  # the newest time of the messages passed (no later than `upper`)
-        self.seen = Tally()  # every key passed, as often as passed (what `check` compares with)
+        self.seen: Counter = Counter()  # every key passed, as often as passed (what `check` compares with)
         self.said_total: Optional[int] = None  # the total of the last answer
         self.fell = False  # an answer's total was lower than the one before: messages went, others moved up
         self.checked = False
@@ -825,7 +806,7 @@ class Read:
             self.early[k] += 1
             if self.passed > MAX_LIMIT:
                 self.early = None
-        self.seen.add(k)
+        self.seen[k] += 1
         self.recent.append(k)
         self.recently[k] += 1
         if len(self.recent) > 2 * MAX_LIMIT:
