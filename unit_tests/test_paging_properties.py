@@ -143,7 +143,7 @@ def check(outcome: Outcome, lower: int | None, moved: bool = False) -> None:
     assert all(k[0] == "None" and got[k] for k in missing) or not missing, "messages of the whole read not passed"
     assert moved or sum(missing.values()) <= unverified, f"{sum(missing.values())} messages of the whole read not passed"
     extra = got - ever
-    # and where the read said so, copies of identical messages counted as its passes averaged: as
+    # and where the read said so, copies of identical messages counted from above by its passes: as
     # many more than exist as it said it could not verify
     assert all(k[0] == "None" for k in extra) or not extra, "named messages passed more often than they ever existed"
     assert sum(extra.values()) <= unverified, f"{sum(extra.values())} messages passed more often than they ever existed"

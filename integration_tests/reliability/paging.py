@@ -133,10 +133,10 @@ def render() -> str:
         "",
         "The balanced swap is the one case not seen: deleting from a page already read while as many older "
         "messages appear further down leaves `total` and the pages' order unchanged, and only a second read of "
-        "every page would show it. The other loss is the one the connector says it cannot verify: identical "
-        "messages without a messageId (same second, same text), more of them than one answer holds, in another "
-        "order on every answer, are counted as 12 passes over them average, and the warning says how many may be "
-        "missing.",
+        "every page would show it. Identical messages without a messageId (same second, same text), more of them "
+        "than one answer holds, in another order on every answer, cannot be counted exactly: they are counted from "
+        "above (the passes' average plus two standard errors), so that the records hold some copies once too often "
+        "(records above *to sync*) and none is left out, and the warning says how many may be extra.",
         END,
     ])
 

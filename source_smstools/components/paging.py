@@ -81,19 +81,25 @@ def named(message: Any) -> bool:
     return isinstance(message, dict) and message.get("messageId") not in (None, "", False)
 
 
-def averaged(sums: Counter, passes: int, size: int) -> Counter:
-    """Each key as often as `passes` passes of `size` messages held it on average (rounded; a key
-    seen is kept at least once), then brought to `size` in all by the keys whose average is furthest
-    from their count."""
-    counts = Counter({k: max(1, round(n / passes)) for k, n in sums.items()})
-    off = {k: sums[k] / passes - counts[k] for k in sums}  # above 0: counted short of its average
+def counted_from_above(passes: List[List[Key]], size: int) -> Counter:
+    """Each key as often as the passes (each a list of the keys one pass over a run held) say it is
+    there at the most, within reason: its average count plus two standard errors of it, rounded up
+    (a key seen is kept at least once); then, should that fall short of `size` in all, brought up to
+    it by the keys whose estimate is furthest below. Counted from above: an identical copy may be
+    passed once too often, and is not left out (the passes' average, rounded, left some out)."""
+    per_pass = [Counter(keys) for keys in passes]
+    n = len(per_pass)
+    counts: Counter = Counter()
+    off: dict = {}
+    for k in set().union(*per_pass):
+        values = [c[k] for c in per_pass]
+        mean = sum(values) / n
+        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+        counts[k] = max(1, math.ceil(mean + 2 * spread / math.sqrt(n) - 1e-9))
+        off[k] = mean - counts[k]
     short = size - sum(counts.values())
-    if short > 0:
-        for k in sorted(off, key=lambda k: (-off[k], repr(k)))[:short]:
-            counts[k] += 1
-    elif short < 0:
-        for k in sorted((k for k in off if counts[k] > 1), key=lambda k: (off[k], repr(k)))[:-short]:
-            counts[k] -= 1
+    for k in sorted(off, key=lambda k: (-off[k], repr(k)))[: max(short, 0)]:
+        counts[k] += 1
     return counts
 
 
@@ -657,13 +663,13 @@ class Read:
             if stable:
                 members = plan.found
             else:
-                counted = averaged(plan.sums, len(plan.done), size) if still else plan.most
+                counted = counted_from_above(plan.done, size) if still else plan.most
                 members = [dict(plan.example[k]) for k, n in counted.items() for _ in range(n)]
             self.counts["largest run"] = max(self.counts["largest run"], len(members))
             if not (stable or whole):
                 # what the answers cannot show is how many identical messages (no messageId) one
-                # second holds beyond what one answer does: counted as the passes averaged (a
-                # still conversation) or as the most one answer held (a moving one)
+                # second holds beyond what one answer does: counted from above, from the passes (a
+                # still conversation), or as the most one answer held (a moving one)
                 self.counts["unverified"] += sum((plan.most - counted).values()) + sum((counted - plan.most).values()) if still else max(size - len(members), 0)
                 self.counts["unverified runs"] += 1
             return self._done(self._emit(members))
@@ -855,8 +861,8 @@ class Read:
             said.append(
                 f"{c['unverified runs']} second(s) of more messages than one answer holds came in another order on "
                 "every answer, and passes over them stopped finding new ones; identical messages without a "
-                f"messageId among them could not all be counted: as many as {c['unverified']} of them may be "
-                "missing or synced twice"
+                f"messageId among them could not all be counted, and were counted from above: as many as "
+                f"{c['unverified']} of them may be synced once too often (or, where the conversation moved, missing)"
             )
         if c["checked"]:
             said.append(
