@@ -288,27 +288,19 @@ class ChangeDetection:
         due = before["at"] is None or self.at - before["at"] >= self.days * DAY
         candidates, blind = before["apart"], before["blind"]
         if due:
+            listed = numbers.account_numbers(readers, normalize)
+            # the numbers of the last check when they cannot be read
+            candidates = before["apart"] + before["blind"] if listed is None else numbers.unseen_numbers(listed, inbox)
             blind = []
-            try:
-                candidates = numbers.unseen_numbers(numbers.listed_numbers(readers.numbers(), normalize), inbox)
-            except Refused:
-                raise
-            except Exception as error:  # forbidden, or no list: the numbers of the last check
-                logger.info(f"Phone discovery: the account's virtual numbers could not be read ({_reason(error)}).")
-                candidates = before["apart"] + before["blind"]
+        found, unreadable = numbers.read_inboxes(readers, candidates, lambda name: self._stop(name, previous), normalize, self.page_size)
+        blind = blind + unreadable
         reads: dict[str, SourceRead] = {}
         apart = []
         for number_id, number in candidates:
+            read = found.get(number_id)
+            if read is None or (due and numbers.adds_nothing(read, inbox)):
+                continue  # cannot be read; or the inbox lists this number's messages
             name = numbers.inbox_of(number_id)
-            try:
-                read = read_source(None, self._stop(name, previous), "sender", normalize, self.page_size, readers.inbox(number_id))
-            except Refused:
-                raise
-            except Exception:  # this number's inbox cannot be read: discovery cannot see its phones
-                blind.append((number_id, number))
-                continue
-            if due and numbers.adds_nothing(read, inbox):
-                continue  # the inbox lists this number's messages
             self._notes.append(how_read(f"inbox of virtual number ID {number_id}", read, self._stop(name, previous) is None))
             reads[name] = read
             apart.append((number_id, number))

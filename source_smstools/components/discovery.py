@@ -21,8 +21,7 @@ from source_smstools.components.book import DAY, shard_of, start_of
 from source_smstools.components.context import sync_of
 from source_smstools.components.conversation import conversation_of, key_of
 from source_smstools.components.state import CHANGES, Saved
-from source_smstools.components.session import Refused
-from source_smstools.components.sources import WATCHED, page_reader, read_source
+from source_smstools.components.sources import WATCHED, page_reader
 
 logger = logging.getLogger("airbyte")
 
@@ -179,7 +178,7 @@ class PhonePartitionRouter(PartitionRouter):
                 "not seen keep their cursors and are read again by the next sync.",
                 failure_type=FailureType.system_error,
             )
-        for key, error in list(failed.items())[1:20]:
+        for error in list(failed.values())[1:20]:
             logger.error(error.message)
         first = next(iter(failed.values()))
         others = len(set(keys) - set(failed))
@@ -245,24 +244,11 @@ class PhonePartitionRouter(PartitionRouter):
         may list one alone: numbers.py), that are not in `seen`; read whole, as every source here."""
         page_size = int(self.config.get("page_size") or 2000)
         readers = numbers.number_readers(self.page_requesters or [], self.config, page_size)
-        if readers is None:
+        listed = numbers.account_numbers(readers, normalize_phone) if readers is not None else None
+        if not listed or len(listed) < 2:
             return
-        try:
-            listed = numbers.listed_numbers(readers.numbers(), normalize_phone)
-        except Refused:
-            raise
-        except Exception as error:
-            logger.info(f"Phone discovery: the account's virtual numbers could not be read ({error}).")
-            return
-        blind = []
-        for number_id, number in listed if len(listed) > 1 else []:
-            try:
-                read = read_source(None, None, "sender", normalize_phone, page_size, readers.inbox(number_id))
-            except Refused:
-                raise
-            except Exception:
-                blind.append((number_id, number))
-                continue
+        reads, blind = numbers.read_inboxes(readers, listed, lambda name: None, normalize_phone, page_size)
+        for number_id, read in reads.items():
             added = [p for p in dict.fromkeys(p for p, _, _ in read.entries if p is not None) if p not in seen]
             logger.info(f"Phone discovery: {len(added)} new phone numbers from the inbox of virtual number ID {number_id}.")
             yield from added

@@ -248,7 +248,8 @@ class ConversationErrorHandler(ParsingErrorHandler):
 
     def _resolved(self, response_or_exception: Optional[Union[requests.Response, Exception]]) -> ErrorResolution:
         resolution = super().interpret_response(response_or_exception)
-        if resolution.response_action == ResponseAction.SUCCESS:            # what the page holds (shifts, repeats, the page asked for) is the paging's to judge
+        if resolution.response_action == ResponseAction.SUCCESS:
+            # what the page holds (shifts, repeats, the page asked for) is the paging's to judge
             # (components/paging.py): it sees the pages before it too
             return resolution
         shape = _unexpected_shape(resolution, response_or_exception, self._sync)
@@ -290,12 +291,8 @@ def _ended(failure: AirbyteTracedException) -> ErrorResolution:
 def _where(request: requests.PreparedRequest, response_or_exception: Any) -> str:
     """"Phone 393331234567, page 3 (HTTP 503)" for a conversation request, from its URL."""
     parts = urlsplit(request.url)
-    phone = _phone_of(request.url)
+    phone = url_key(request.url)
     page = (parse_qs(parts.query).get("page") or ["1"])[-1]  # the first request carries no page
     status = getattr(response_or_exception, "status_code", None)
     return f"Phone {phone}, page {page}" + (f" (HTTP {status})" if status else "")
 
-
-def _phone_of(url: str) -> str:
-    """The phone of a conversation request: the last part of its path."""
-    return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]

@@ -14,12 +14,16 @@ numbers read apart (`apart`) and those whose inbox cannot be read (`blind`), eac
 number.
 """
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from source_smstools.components.context import sync_of
 from source_smstools.components.pages import body_of
-from source_smstools.components.sources import Fetch, SourceRead, Unreadable, Window, page_reader
+from source_smstools.components.session import Refused
+from source_smstools.components.sources import Fetch, SourceRead, Unreadable, Window, page_reader, read_source
+
+logger = logging.getLogger("airbyte")
 
 APART = "inbox/"  # a number's inbox, as a list of its own: "inbox/<ID>"
 Number = tuple[str, str]  # (its ID in /v1/vmn, the number in one form)
@@ -54,6 +58,36 @@ def number_readers(requesters: Iterable[Any], config: Mapping[str, Any], page_si
         return body
 
     return Readers(account_numbers, lambda number_id: page_reader(inbox, config, page_size, partition={"phone": number_id}))
+
+
+def account_numbers(readers: Readers, normalize: Callable[[Any], Optional[str]]) -> Optional[list[Number]]:
+    """The account's numbers (`/v1/vmn`); None, said at INFO, when they cannot be read (a refusal
+    of the sync is raised)."""
+    try:
+        return listed_numbers(readers.numbers(), normalize)
+    except Refused:
+        raise
+    except Exception as error:  # forbidden, or no list
+        reason = (getattr(error, "message", None) or str(error) or type(error).__name__).strip().rstrip(".")[:300]
+        logger.info(f"Phone discovery: the account's virtual numbers could not be read ({reason}).")
+        return None
+
+
+def read_inboxes(
+    readers: Readers, numbers: Iterable[Number], stop: Callable[[str], Optional[int]], normalize: Any, page_size: int,
+) -> tuple[dict[str, SourceRead], list[Number]]:
+    """Each number's inbox read down to `stop(its list's name)` (None: whole): {ID: its read}, and
+    the numbers whose inbox cannot be read (a refusal of the sync is raised)."""
+    reads: dict[str, SourceRead] = {}
+    blind: list[Number] = []
+    for number_id, number in numbers:
+        try:
+            reads[number_id] = read_source(None, stop(inbox_of(number_id)), "sender", normalize, page_size, readers.inbox(number_id))
+        except Refused:
+            raise
+        except Exception:  # this number's inbox cannot be read: discovery cannot see its phones
+            blind.append((number_id, number))
+    return reads, blind
 
 
 def inbox_of(number_id: str) -> str:
