@@ -95,34 +95,22 @@ soak: install
 	$(BIN)/python -m integration_tests.reliability.lists > /dev/null || status=1; \
 	$(BIN)/python -m integration_tests.reliability.report; exit $$status
 
-# The release before, read side by side with this one in the throughput section: the CPU a change
-# costs is measured in the same run, not against figures of another day.
-BASELINE_REV := 144fefb
-BASELINE := .cache/bench-0.1.0
-$(BASELINE)/.deps:
-	@echo "== $(BASELINE): installing release 0.1.0 beside this one, for side-by-side figures (about 1 min, once)"
-	$(PYTHON) -m venv $(BASELINE)
-	$(BASELINE)/bin/pip install -q "git+file://$(CURDIR)@$(BASELINE_REV)"
+# The releases read side by side with this one (bench/bench.py): the CPU and requests a change
+# costs are measured in the same run, not against figures of another day. Each release's commit:
+# 0.1.0, the release before the first bench; 0.2.0, the one the conversation paging of issue 15 is
+# measured against (its CPU within 5%); 0.3.0, the one issues 21 and 22 are measured against (a
+# well-behaved API's requests and CPU, and the scale section's syncs of 20,000 phones).
+REV_0.1.0 := 144fefb
+REV_0.2.0 := 7638661
+REV_0.3.0 := 6052cac
+RELEASES := $(foreach v,0.1.0 0.2.0 0.3.0,.cache/bench-$(v)/.deps)
+.cache/bench-%/.deps:
+	@echo "== .cache/bench-$*: installing release $* beside this one, for side-by-side figures (about 1 min, once)"
+	$(PYTHON) -m venv .cache/bench-$*
+	.cache/bench-$*/bin/pip install -q "git+file://$(CURDIR)@$(REV_$*)"
 	touch $@
 
-# 0.2.0, the release the conversation paging of issue 15 is measured against (its CPU within 5%)
-RELEASE_REV := 7638661
-RELEASE := .cache/bench-0.2.0
-$(RELEASE)/.deps:
-	$(PYTHON) -m venv $(RELEASE)
-	$(RELEASE)/bin/pip install -q "git+file://$(CURDIR)@$(RELEASE_REV)"
-	touch $@
-
-# 0.3.0, the release issues 21 and 22 are measured against: a well-behaved API's requests and CPU
-# (throughput and requests sections), and the scale section's syncs of 20,000 phones
-RELEASE_030_REV := 6052cac
-RELEASE_030 := .cache/bench-0.3.0
-$(RELEASE_030)/.deps:
-	$(PYTHON) -m venv $(RELEASE_030)
-	$(RELEASE_030)/bin/pip install -q "git+file://$(CURDIR)@$(RELEASE_030_REV)"
-	touch $@
-
-bench: install $(BASELINE)/.deps $(RELEASE)/.deps $(RELEASE_030)/.deps
+bench: install $(RELEASES)
 	$(BIN)/python bench/bench.py
 
 # PyAirbyte is heavy: it gets a venv of its own, so that `make test` (and CI) stays light.
