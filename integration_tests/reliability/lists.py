@@ -18,6 +18,7 @@ from unittest.mock import patch
 
 from integration_tests import cli
 from integration_tests.reliability import paging
+from integration_tests.test_changes import DAY, NEWEST, NOW, settled
 from smstools_emulator import Emulator, make_conversation, make_message, sample_phones
 from smstools_emulator.data import SECOND_NUMBER, VIRTUAL_NUMBERS
 from smstools_emulator.listing import Listing
@@ -27,14 +28,7 @@ from source_smstools.components.state import phone_cursors
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = paging.OUTPUT
 BEGIN, END = "<!-- lists:begin -->", "<!-- lists:end -->"
-DAY, HOUR = 86_400, 3_600
-NEWEST = 1_749_113_086  # the newest message of each sample conversation
-NOW = NEWEST + HOUR
-
-
-def settled(messages: list[dict]) -> list[dict]:
-    return [dict(m, deliveryStatus="DELIVERED") if m["deliveryStatus"] == "PENDING" else m for m in messages]
-
+HOUR = 3_600
 
 def one(phone: str, at: int, direction: str, seed: int, n: int) -> dict:
     rng = random.Random(seed)
