@@ -123,6 +123,8 @@ def test_the_first_sync_reads_every_phone_and_the_next_with_nothing_new_reads_no
             "inbox": {"newest": sources.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
             "message_log": {"newest": sources.parse_date(log["date"]), "ids": [str(log["ID"])]},
             "numbers": {"at": NOW, "apart": [], "blind": []},
+            # when the contacts were read whole, their total and a checksum of their first page
+            "contacts": {"at": NOW, "total": 20, "first": 2707791035},
             "book": book,
         }
     }
@@ -132,15 +134,18 @@ def test_the_first_sync_reads_every_phone_and_the_next_with_nothing_new_reads_no
     second = sync(account, config, first.last_state, at=NOW + 60)
     assert second.records == []
     assert conversation_requests(account) == {}
-    # contacts whole (no date in them); inbox and log: their first page, which reaches the last sync's entries
-    assert source_requests(account) == {"/v1/contact": pages(account.contacts()), "/v1/message/inbox": 1, "/v1/message/logging": 1}
+    # the contacts' first page (as when they were read whole: not read again); inbox and log: their
+    # first page, which reaches the last sync's entries
+    assert source_requests(account) == {"/v1/contact": 1, "/v1/message/inbox": 1, "/v1/message/logging": 1}
     assert cursors(second) == cursors(first)
     # the book unchanged: no phone read
     assert stream_state(second)["parent_state"]["changes"] == {**stream_state(first)["parent_state"]["changes"], "at": NOW + 60}
     assert infos(second, "Change detection:") == [
         "Change detection: 0 of 20 phones read: 0 new, 0 with new entries in the inbox or the message log, "
         "0 not covered by them, 0 with a delivery status not final, "
-        f"0 due for the 7-day sweep; inbox read 1 of {pages(account.inbox())} page(s), down to the last sync's entries; "
+        "0 due for the 7-day sweep; contacts not read again: their first page is as when they were read whole, "
+        "less than an hour ago (read whole every 7 days); "
+        f"inbox read 1 of {pages(account.inbox())} page(s), down to the last sync's entries; "
         f"message log read 1 of {pages(account.message_log())} page(s), down to the last sync's entries."
     ]
 
@@ -340,7 +345,8 @@ def test_oldest_first_lists_are_read_from_their_last_pages_back_to_the_last_sync
     # sync's newest, 83rd, on page 11)
     assert source_pages(account, "/v1/message/inbox") == [1, 5]
     assert source_pages(account, "/v1/message/logging") == [1, 12, 11]
-    assert source_pages(account, "/v1/contact") == [1, 2, 3]
+    # the contacts: their first page, as when they were read whole
+    assert source_pages(account, "/v1/contact") == [1]
     # the positions move as with lists newest first: the newest entry of each
     inbox, log = account.inbox()[0], account.message_log()[0]
     assert stream_state(second)["parent_state"]["changes"] == {
@@ -348,12 +354,15 @@ def test_oldest_first_lists_are_read_from_their_last_pages_back_to_the_last_sync
         "inbox": {"newest": sources.parse_date(inbox["date"]), "ids": [str(inbox["ID"])]},
         "message_log": {"newest": sources.parse_date(log["date"]), "ids": [str(log["ID"])]},
         "numbers": {"at": NOW, "apart": [], "blind": []},  # checked by the first sync: again in 7 days
+        "contacts": {"at": NOW, "total": 20, "first": 3757320309},  # read whole by the first sync
         "book": stream_state(second)["parent_state"]["changes"]["book"],
     }
     assert cursors(second) == {**cursors(first), **{p.lstrip("+"): newest(account, p) for p in (a, b)}}
     assert infos(second, "Change detection:") == [
         "Change detection: 2 of 20 phones read: 0 new, 2 with new entries in the inbox or the message log, "
-        "0 not covered by them, 0 with a delivery status not final, 0 due for the 7-day sweep; inbox read 2 of 5 page(s), down to the last sync's entries (oldest first: "
+        "0 not covered by them, 0 with a delivery status not final, 0 due for the 7-day sweep; contacts not read "
+        "again: their first page is as when they were read whole, less than an hour ago (read whole every 7 days); "
+        "inbox read 2 of 5 page(s), down to the last sync's entries (oldest first: "
         "page 1, then from the last page back); message log read 3 of 12 page(s), down to the last sync's "
         "entries (oldest first: page 1, then from the last page back)."
     ]

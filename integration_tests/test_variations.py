@@ -66,6 +66,8 @@ def last_states(out: cli.Output) -> dict[str, dict]:
                 kept["book"] = {p: c for p, (c, _) in Book.decode(changes["book"]).entries.items()}
             if "numbers" in changes:  # when the account's numbers were checked: the time of the sync
                 kept["numbers"] = {k: v for k, v in changes["numbers"].items() if k != "at"}
+            if "contacts" in changes:  # when the contacts were read whole: the time of the sync
+                kept["contacts"] = {k: v for k, v in changes["contacts"].items() if k != "at"}
             state["parent_state"] = {**state["parent_state"], "changes": kept}
     return states
 

@@ -77,6 +77,7 @@ def comparable(out: cli.Output) -> tuple:
         state.get("parent_state", {}).get("changes", {}).pop(timed, None)
     changes = state.get("parent_state", {}).get("changes", {})
     changes.get("numbers", {}).pop("at", None)  # when the account's numbers were checked: the sync's time
+    changes.get("contacts", {}).pop("at", None)  # when the contacts were read whole: the sync's time
     if "book" in changes:  # each phone's cursor; not when it was last read (the time of the sync)
         changes["book"] = phone_cursors(state)
     return sorted(out.records, key=lambda r: (r["phone"], r["id"])), state

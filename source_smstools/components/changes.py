@@ -28,21 +28,23 @@ for the sync: every known phone is read, with a warning.
 import logging
 import os
 import time
+import zlib
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from source_smstools.components import coverage, numbers
 from source_smstools.components.book import DAY, sweep_due
-from source_smstools.components.errors import missed_phones
+from source_smstools.components.errors import SourceUnreadable, missed_phones
 from source_smstools.components.session import Refused
 # names, not the module: the single-file build (release/manifest_only.py) drops `sources.` prefixes,
 # and would drop them from `airbyte_cdk.sources...` as well
 from source_smstools.components.sources import (
-    MAX_IDS, WATCHED, Fetch, SourceRead, how_read, ids_at_newest, position, read_source, window_of,
+    MAX_IDS, PAGE_END, UNREADABLE, WATCHED, Fetch, SourceRead, how_read, ids_at_newest, position, read_source, window_of,
 )
 
 logger = logging.getLogger("airbyte")
 
 KEY = "changes"  # this module's part of the stream state's `parent_state`
+CONTACTS = "contacts"  # when the contacts were last read whole, and what their first page said then
 STATUS_DAYS = 7  # a delivery status not final is followed this long, then left to the lookback window
 LATE = 3_600  # a message this much older than the sync was there to be listed (coverage.Observations.watch)
 
@@ -147,6 +149,34 @@ def next_pending(
     return {p: (oldest if oldest == newest else [oldest, newest]) for p, (oldest, newest) in followed(pairs, at).items()}
 
 
+def contacts_mark(first_page: Optional[Iterable[Mapping[str, Any]]]) -> Optional[dict[str, Any]]:
+    """What page 1 of the contacts says of them: their `total` and a checksum of that page's IDs
+    and phones in order; None for a page not read or not understood."""
+    if first_page is None:
+        return None
+    entries = [e for e in first_page if isinstance(e, Mapping)]
+    if not entries or UNREADABLE in entries[0]:
+        return None
+    end = entries[-1].get(PAGE_END)
+    total = end.get("total") if isinstance(end, Mapping) else None
+    if type(total) is not int:
+        return None
+    # as text: an ID or a phone sent as a number one day and as a string the next is the same
+    listed = [(str(e.get("ID")), str(e.get("phone"))) for e in entries if not (len(e) == 1 and PAGE_END in e)]
+    return {"total": total, "first": zlib.crc32(repr(listed).encode())}
+
+
+def contacts_due(before: Any, mark: Optional[Mapping[str, Any]], at: int, days: int) -> bool:
+    """Whether the contacts are read whole this sync: in the first (no read before), every
+    `days` after the last whole read, and whenever their first page shows another total or other
+    entries than then (or cannot be read)."""
+    if not isinstance(before, Mapping) or type(before.get("at")) is not int or mark is None:
+        return True
+    if at - before["at"] >= days * DAY or before["at"] > at:
+        return True
+    return before.get("total") != mark["total"] or before.get("first") != mark["first"]
+
+
 def uncovered_of(previous: Mapping[str, Any]) -> dict[str, list[str]]:
     """phone -> the sources that do not cover it, as the state keeps it."""
     found = previous.get("uncovered")
@@ -188,8 +218,38 @@ class ChangeDetection:
         self.targets = 0
         self._known: dict[str, int] = {}
         self._numbers: Optional[dict[str, Any]] = None  # the account's numbers, for the next sync (numbers.py)
+        self._contacts: Optional[dict[str, Any]] = None  # the contacts' last whole read, for the next sync
         self._notes: list[str] = []
         self._warned = False
+
+    def contacts(self, first_page: Optional[Any], whole: Any, phones_of: Any) -> list[str]:
+        """The phones of the contacts when this sync reads them whole, else none. Contacts carry no
+        date: nothing in them says which are new. So they are read whole in the first sync, then
+        every `full_sweep_days` (as the sweep reads every known phone again), and as soon as their
+        first page, asked for every sync (`first_page`: a callable giving page 1's entries, or None
+        where there is none), shows another total or other entries. A phone that texts or is texted
+        is found by the inbox or the message log anyway; the contacts find the ones they leave out.
+        `whole`: reads them all, its phones (what it raises goes to the caller, and the next sync
+        reads them whole again); `phones_of`: the phones of page 1's entries, where it holds them all."""
+        before = (self.previous or {}).get(CONTACTS)
+        try:
+            page = list(first_page()) if first_page is not None else None
+        except (Refused, SourceUnreadable):
+            raise  # the config is wrong (the sync ends here); or the account may not read them
+        except Exception:
+            page = None  # read whole, which says what is wrong if it is
+        mark = contacts_mark(page)
+        if not contacts_due(before, mark, self.at, self.days):
+            self._contacts = dict(before)
+            self._notes.append(
+                f"contacts not read again: their first page is as when they were read whole, {_ago(self.at - before['at'])} "
+                f"(read whole every {self.days} days)"
+            )
+            return []
+        shown = sum(1 for e in page or () if isinstance(e, Mapping) and not (len(e) == 1 and PAGE_END in e))
+        phones = phones_of(page) if mark is not None and mark["total"] <= shown else whole()
+        self._contacts = {"at": self.at, **mark} if mark is not None else None
+        return phones
 
     def phones(
         self, sources_: Mapping[str, Any], found: Iterable[str], listed: Optional[list[str]], normalize: Any,
@@ -249,6 +309,8 @@ class ChangeDetection:
             yield phone
         if self._numbers is not None:
             state["numbers"] = self._numbers
+        if self._contacts is not None:
+            state[CONTACTS] = self._contacts
         self.state = state
 
     def _read(
@@ -275,7 +337,7 @@ class ChangeDetection:
                 if name in discover_from:
                     logger.warning(missed_phones(name, _reason(error)))
                 fallback = fallback or f"the {name.replace('_', ' ')} could not be read ({_reason(error)})"
-        self._notes = [how_read(n, r, self._stop(n, previous) is None) for n, r in reads.items()]
+        self._notes += [how_read(n, r, self._stop(n, previous) is None) for n, r in reads.items()]
         return reads, fallback
 
     def _apart(
@@ -410,6 +472,12 @@ def coverage_warning(left_out: Mapping[str, list[str]], targets: int) -> str:
         "again. The lists may leave out some of your numbers or kinds of message (WhatsApp, calls); if every "
         "phone is named here, their dates may be in another time zone than UTC."
     )
+
+
+def _ago(seconds: int) -> str:
+    """'3 hours ago' for the log."""
+    hours = seconds // 3600
+    return f"{hours // 24} day(s) ago" if hours >= 48 else f"{hours} hour(s) ago" if hours else "less than an hour ago"
 
 
 def _reason(error: Exception) -> str:

@@ -260,17 +260,24 @@ class PhonePartitionRouter(PartitionRouter):
         chosen = [] if self._listed() else [name for name in self.config.get("phone_sources") or PHONE_SOURCES if name in parents]
         found: list[str] = []
         contacts_unreadable = False
+        requesters = self.page_requesters or []
         if "contacts" in chosen:
-            # contacts carry no date: read whole, a phone not known yet is a new one
+            # a phone not known yet is a new one; read whole when due (changes.ChangeDetection.contacts)
             one = SubstreamPartitionRouter(parent_stream_configs=[parents["contacts"]], config=self.config, parameters={})
+            first = next((r for r in requesters if r.name == "contacts"), None)
+            fetch = page_reader(first, self.config, detection.page_size, records_key="contacts") if first is not None else None
+            mine = lambda values: [p for p in map(normalize_phone, values) if p and self._mine(p)]  # noqa: E731
             try:
-                found = [p for p in (normalize_phone(s.partition.get("phone")) for s in one.stream_slices()) if p and self._mine(p)]
+                found = detection.contacts(
+                    (lambda: fetch(1)) if fetch is not None else None,
+                    lambda: mine(s.partition.get("phone") for s in one.stream_slices()),
+                    lambda page: mine(e.get("phone") for e in page),
+                )
             except SourceUnreadable as error:
                 contacts_unreadable = True
                 logger.warning(missed_phones("contacts", error.message))
         lists = {name: parents[name].stream for name in WATCHED if name in parents}
         handed_out = 0
-        requesters = self.page_requesters or []
         fetchers = {r.name: page_reader(r, self.config, detection.page_size) for r in requesters if r.name in WATCHED}
         readers = numbers.number_readers(requesters, self.config, detection.page_size)
         for phone in detection.phones(
