@@ -245,6 +245,25 @@ def test_a_phone_found_only_in_the_inbox_gets_its_whole_history(account):
     assert cursors(second)["32470123456"] == newest(account, newcomer)
 
 
+def test_a_phone_added_to_the_contacts_alone_is_found_by_the_next_sync_and_they_are_read_whole_again_each_week(account):
+    config = cli.config(account, phone_numbers=None, page_size=8)  # 20 contacts: 3 pages
+    first = sync(account, config)
+    assert source_pages(account, "/v1/contact") == [1, 1, 2, 3]  # page 1 looked at, then read whole
+    quiet = sync(account, config, first.last_state, at=NOW + 3_600)
+    assert source_pages(account, "/v1/contact") == [1] and conversation_requests(account) == {}
+    # a contact added (the last page): no message, in no other list
+    account.add_contact("+393339990001")
+    found = sync(account, config, quiet.last_state, at=NOW + 7_200)
+    assert source_pages(account, "/v1/contact") == [1, 1, 2, 3]
+    assert conversation_requests(account) == {"393339990001": 1}  # its whole history: none yet
+    assert cursors(found) == {**cursors(first), "393339990001": None}
+    # nothing changed, 6 days after the whole read: page 1 alone; 7 days after it: whole again
+    later = sync(account, config, found.last_state, at=NOW + 7_200 + 6 * 86_400)
+    assert source_pages(account, "/v1/contact") == [1]
+    sync(account, config, later.last_state, at=NOW + 7_200 + 7 * 86_400)
+    assert source_pages(account, "/v1/contact") == [1, 1, 2, 3]
+
+
 def test_a_state_from_the_version_before_is_read_and_its_first_sync_reads_every_phone_once(account):
     # the state as 0.2.0 wrote it: one CDK cursor per phone, no parent_state
     before = sync(account, discovering(account, change_detection=False))

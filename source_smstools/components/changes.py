@@ -218,7 +218,7 @@ class ChangeDetection:
         self.targets = 0
         self._known: dict[str, int] = {}
         self._numbers: Optional[dict[str, Any]] = None  # the account's numbers, for the next sync (numbers.py)
-        self._contacts: Optional[dict[str, Any]] = None  # the contacts' last whole read, for the next sync
+        self.contacts_kept: Optional[dict[str, Any]] = None  # the contacts' last whole read, as the next sync gets it
         self._notes: list[str] = []
         self._warned = False
 
@@ -240,7 +240,7 @@ class ChangeDetection:
             page = None  # read whole, which says what is wrong if it is
         mark = contacts_mark(page)
         if not contacts_due(before, mark, self.at, self.days):
-            self._contacts = dict(before)
+            self.contacts_kept = dict(before)
             self._notes.append(
                 f"contacts not read again: their first page is as when they were read whole, {_ago(self.at - before['at'])} "
                 f"(read whole every {self.days} days)"
@@ -248,7 +248,7 @@ class ChangeDetection:
             return []
         shown = sum(1 for e in page or () if isinstance(e, Mapping) and not (len(e) == 1 and PAGE_END in e))
         phones = phones_of(page) if mark is not None and mark["total"] <= shown else whole()
-        self._contacts = {"at": self.at, **mark} if mark is not None else None
+        self.contacts_kept = {"at": self.at, **mark} if mark is not None else None
         return phones
 
     def phones(
@@ -309,8 +309,8 @@ class ChangeDetection:
             yield phone
         if self._numbers is not None:
             state["numbers"] = self._numbers
-        if self._contacts is not None:
-            state[CONTACTS] = self._contacts
+        if self.contacts_kept is not None:
+            state[CONTACTS] = self.contacts_kept
         self.state = state
 
     def _read(
