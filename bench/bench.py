@@ -721,8 +721,7 @@ def scale(tmp: Path, sizes: Sizes, log: Callable[[str], None]) -> tuple[list[str
     lines += [""] + [f"- {n}" for n in notes] if notes else []
     lines += [
         "",
-        "Each release has an emulator of its own with the same data (in the bench process, Nagle's algorithm off on its sockets: "
-        "see bench/scale.py), and each sync starts from the state the sync before left, the two releases in turn at each step. "
+        "Each release has an emulator of its own with the same data (in the bench process), and each sync starts from the state the sync before left, the two releases in turn at each step. "
         "On the connector's clock (`SMSTOOLS_NOW`) the syncs are an hour apart, then 3.5 days after the first sync one with "
         "nothing new and an hour later another: the first that the weekly sweep reads phones in (each phone between half a "
         "`full_sweep_days` and a whole one after its last read). *Start to first request*: from the command's start to the "

@@ -135,43 +135,13 @@ def sync(emulator: Emulator, command: str, config: dict, state: Any, at: int, tm
 
 
 def account(phones: list[str], messages: int, latency_ms: float) -> Emulator:
-    """An emulator of its own (add_messages changes its data), the same data for every program.
-
-    With Nagle's algorithm off on its sockets: the emulator writes an answer's headers and its body
-    in two sends, and the second waits for the client's delayed ACK of the first, about 40 ms a
-    request (measured: 400 phones' requests took 4.8 s at 4 workers, 1.0 s without the wait). At
-    20,000 phones that wait, not the connector, would be most of a sync's time; here the time is
-    the connector's and the emulator's CPU, plus the latency asked for, if any."""
+    """An emulator of its own (add_messages changes its data), the same data for every program. (The
+    emulator has Nagle's algorithm off on its sockets and serves a list page by copying that page's
+    entries only: with either not so, the emulator, not the connector, took most of a sync's time
+    at these sizes; see BENCHMARKS.md.)"""
     emulator = Emulator({p: settled(make_conversation(p, messages, seed=1)) for p in phones}, latency=latency_ms / 1000)
-    lists_once(emulator)
     emulator.start()
-    emulator._server.RequestHandlerClass.disable_nagle_algorithm = True  # this emulator's handler class only
     return emulator
-
-
-def lists_once(emulator: Emulator) -> None:
-    """The emulator's lists built once and served by slices, on this emulator only.
-
-    For every page it serves, the emulator builds every contact again and copies every entry of the
-    inbox or the message log: work in proportion to the whole list, for each page. At 100,000 phones
-    (600,000 entries, about 300 pages) the emulator's process spent more than 8 minutes serving the
-    lists of one first sync, while the connector waited (2% CPU). Here the contacts (which these syncs
-    never change) are built once, and the inbox and the message log once per change of the data
-    (add_messages clears them), then sliced; nothing changes an entry once built (the list order
-    and the variations that would are not used here)."""
-    contacts = emulator.contacts()
-    emulator.contacts = lambda: contacts  # type: ignore[method-assign]
-
-    def cached(name: str, build: Any) -> list[dict[str, Any]]:
-        with emulator._lock:
-            found = emulator._derived.get(name)
-        if found is None:
-            found = build()
-            with emulator._lock:
-                emulator._derived[name] = found
-        return found
-
-    emulator._cached = cached  # type: ignore[method-assign]
 
 
 def pairs(values: list[str]) -> dict[str, str]:

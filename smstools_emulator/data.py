@@ -5,6 +5,7 @@ the forms people and systems use. `Account` holds it; `server.Emulator` serves i
 from __future__ import annotations
 
 import hashlib
+import sys
 import random
 import threading
 import time
@@ -266,14 +267,23 @@ class Account:
         return self.forms.get(digits, {}).get(source) or phone_form(digits, default_style(digits, source))
 
     def contacts(self) -> list[dict[str, Any]]:
+        return self.contacts_page(0, sys.maxsize)[1]
+
+    def contacts_page(self, start: int, stop: int) -> tuple[int, list[dict[str, Any]]]:
+        """How many contacts there are, and those from `start` to `stop` (copies): one contact per
+        conversation, unless a test set them. Built for the page alone: at 100,000 phones building
+        every contact for each page was most of the time a first sync's lists took."""
         with self._lock:
             if self._contacts is not None:
-                return [dict(c) for c in self._contacts]
+                return len(self._contacts), [dict(c) for c in self._contacts[start:stop]]
             phones = list(self._conversations)
-        contacts = [make_contact(self.form(p, "contacts"), i + 1) for i, p in enumerate(phones)]
-        # address books hold entries without a number too
-        contacts.append(make_contact("", len(phones) + 1, firstname="Ufficio", lastname="Amministrazione", groupid=3))
-        return contacts
+        rows = range(start, min(stop, len(phones) + 1))
+        # address books hold entries without a number too: the last one
+        return len(phones) + 1, [
+            make_contact(self.form(phones[i], "contacts"), i + 1) if i < len(phones)
+            else make_contact("", i + 1, firstname="Ufficio", lastname="Amministrazione", groupid=3)
+            for i in rows
+        ]
 
     def set_contacts(self, contacts: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -306,19 +316,22 @@ class Account:
             self.unlisted.add((self.key(phone), unix_datetime))
             self._derived.clear()
 
-    def _cached(self, name: str, build: Any) -> list[dict[str, Any]]:
+    def _cached(self, name: str, build: Any, shared: bool = False) -> list[dict[str, Any]]:
+        """A derived list, built once per change of the data: copies of its entries, or (`shared`,
+        for the server, which copies the entries of the page it serves) the list itself, not to be
+        changed."""
         with self._lock:
             cached = self._derived.get(name)
         if cached is None:
             cached = build()
             with self._lock:
                 self._derived[name] = cached
-        return [dict(e) for e in cached]
+        return cached if shared else [dict(e) for e in cached]
 
-    def inbox(self, number: int | None = None) -> list[dict[str, Any]]:
+    def inbox(self, number: int | None = None, shared: bool = False) -> list[dict[str, Any]]:
         """Every inbound message of every conversation, newest first: those received on the
         virtual number of that `ID` (`/v1/message/inbox/{ID}`); without one, as the account's
-        inbox lists them (every number's, or one's: Listing.inbox_number)."""
+        inbox lists them (every number's, or one's: Listing.inbox_number). `shared`: see _cached."""
         first = self.virtual_numbers[0]["ID"] if self.virtual_numbers else None
         shown = number if number is not None else self.listing.inbox_number
         receivers = {v["ID"]: f"{v['countrycode']}{v['number']}" for v in self.virtual_numbers}
@@ -341,10 +354,11 @@ class Account:
             ]
             return self._entries(entries, messages)
 
-        return self._cached("inbox" if number is None else f"inbox/{number}", build)
+        return self._cached("inbox" if number is None else f"inbox/{number}", build, shared)
 
-    def message_log(self) -> list[dict[str, Any]]:
-        """Every outbound message of every conversation, newest first, with its delivery status."""
+    def message_log(self, shared: bool = False) -> list[dict[str, Any]]:
+        """Every outbound message of every conversation, newest first, with its delivery status.
+        `shared`: see _cached."""
 
         def build() -> list[dict[str, Any]]:
             entries = []
@@ -371,7 +385,7 @@ class Account:
                 }))
             return self._entries(entries, messages)
 
-        return self._cached("log", build)
+        return self._cached("log", build, shared)
 
     def outbox(self) -> list[dict[str, Any]]:
         """Scheduled messages: a reminder for the first two conversations, two days after their newest message."""

@@ -148,8 +148,17 @@ class Emulator(Account):
         return body
 
 
-def _error_body(code: int, text: str) -> dict[str, Any]:
-    return {"error": code, "errorMsg": text}
+def _page(entries: list[dict[str, Any]], start: int, stop: int, order: str = "newest_first") -> tuple[int, list[dict[str, Any]]]:
+    """A list's total and copies of its entries from `start` to `stop`, in `order` (the inbox's and
+    the log's: newest first as built, oldest first, or shuffled the same way for every page); only
+    the page's entries are copied."""
+    if order == "oldest_first":
+        entries = entries[::-1]
+    elif order != "newest_first":
+        entries = list(entries)
+        random.Random(len(entries)).shuffle(entries)
+    chunk = entries[start:stop]  # a test's answer may be no list of entries: served as it is
+    return len(entries), [dict(e) if isinstance(e, dict) else e for e in chunk] if isinstance(chunk, list) else chunk
 
 
 
@@ -233,11 +242,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _account(self, path: str, query: dict[str, str], record: dict[str, Any]) -> None:
         """The account's other endpoints, shaped as API.md gives them."""
         emulator = self.emulator
-        enveloped = {  # paged, {"total","shown","page","limit",<key>: [...]}
-            "/v1/contact": ("contacts", emulator.contacts),
-            "/v1/message/inbox": ("messages", emulator.inbox),
-            "/v1/outbox": ("messages", emulator.outbox),
-            "/v1/message/logging": ("messages", emulator.message_log),
+        replaced = vars(emulator)  # a list's method a test replaced (hostile or typed entries): served as it gives it
+
+        def own(name: str, page_of: Any, order: str = "newest_first") -> Any:
+            if name in replaced:
+                return lambda a, b: _page(replaced[name](), a, b, order)
+            return page_of
+
+        order = emulator.list_order
+        enveloped = {  # paged, {"total","shown","page","limit",<key>: [...]}: (start, stop) -> (total, entries)
+            "/v1/contact": ("contacts", own("contacts", emulator.contacts_page)),
+            "/v1/message/inbox": ("messages", own("inbox", lambda a, b: _page(emulator.inbox(shared=True), a, b, order), order)),
+            "/v1/outbox": ("messages", lambda a, b: _page(emulator.outbox(), a, b)),
+            "/v1/message/logging": ("messages", own("message_log", lambda a, b: _page(emulator.message_log(shared=True), a, b, order), order)),
         }
         lists = {  # a bare list; only /v1/groups pages
             "/v1/groups": lambda: emulator.groups,
@@ -249,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
         number = re.fullmatch(r"/v1/message/inbox/([0-9]+)", path)
         if number and any(str(v.get("ID")) == number.group(1) for v in emulator.virtual_numbers):
             # one virtual number's inbox (an ID the account does not have: 404, as an unknown path)
-            enveloped[path] = ("messages", lambda: emulator.inbox(int(number.group(1))))
+            enveloped[path] = ("messages", lambda a, b: _page(emulator.inbox(int(number.group(1)), shared=True), a, b))
         if path not in enveloped and path not in lists and path not in ("/v1/balance", "/v1/statistics"):
             record["status"] = 404
             return self._json(404, _error_body(404, "Unknown endpoint"))
@@ -286,15 +303,9 @@ class _Handler(BaseHTTPRequestHandler):
         record["page"], record["limit"] = page, limit
         if path == "/v1/groups":
             return self._data(lists[path]()[(page - 1) * limit : page * limit], offset=(page - 1) * limit)
-        key, items = enveloped[path]
-        everything = items()
-        if path in ("/v1/message/inbox", "/v1/message/logging") and emulator.list_order != "newest_first":
-            if emulator.list_order == "oldest_first":
-                everything.reverse()
-            else:
-                random.Random(len(everything)).shuffle(everything)
-        chunk = everything[(page - 1) * limit : page * limit]
-        self._data({"total": len(everything), "shown": len(chunk), "page": page, "limit": limit, key: chunk}, key, (page - 1) * limit)
+        key, page_of = enveloped[path]
+        total, chunk = page_of((page - 1) * limit, page * limit)
+        self._data({"total": total, "shown": len(chunk), "page": page, "limit": limit, key: chunk}, key, (page - 1) * limit)
 
     def _data(self, payload: Any, records_key: str | None = None, offset: int = 0) -> None:
         """A successful data answer, with the emulator's variations."""
