@@ -19,7 +19,7 @@ from unittest.mock import patch
 from integration_tests import cli
 from integration_tests.reliability import paging
 from integration_tests.test_changes import DAY, NEWEST, NOW, settled
-from smstools_emulator import Emulator, make_conversation, make_message, sample_phones
+from smstools_emulator import Emulator, make_contact, make_conversation, make_message, sample_phones
 from smstools_emulator.data import SECOND_NUMBER, VIRTUAL_NUMBERS
 from smstools_emulator.listing import Listing
 from source_smstools.components import changes
@@ -139,6 +139,34 @@ def other_number(readable: bool) -> dict:
         return row(48, synced, len(emulator.conversation_requests()), out, " (one warning names the number)" if said else "")
 
 
+def contact_alone(replacing: bool) -> dict:
+    """A phone that the inbox and the log leave out (30 messages), known to the contacts alone (24
+    others, pages of 8), added after the first sync: at the end of the list (its total grows), or
+    in place of another on page 3 (total and page 1 as they were: found by the weekly whole read)."""
+    phones, z = sample_phones(24), "+393339000001"
+    with Emulator({p: settled(make_conversation(p, 4, newest=NOW - HOUR, seed=3)) for p in phones}) as emulator:
+        contacts = [make_contact(p, i + 1) for i, p in enumerate(phones)]
+        emulator.set_contacts(contacts)
+        config = cli.config(emulator, phone_numbers=None, page_size=8)
+        first = sync(emulator, config)
+        emulator.set_conversation(z, settled(make_conversation(z, 30, newest=NOW - 2 * HOUR, seed=5)))
+        emulator.set_listing(Listing(unlisted_phones={z.lstrip("+")}))
+        if replacing:
+            contacts[20] = make_contact(z, 100)
+        else:
+            contacts.append(make_contact(z, 25))
+        emulator.set_contacts(contacts)
+        out = sync(emulator, config, first.last_state, at=NOW + HOUR)
+        requests = sum(1 for r in emulator.conversation_requests() if r["phone"] == z.lstrip("+"))
+        note = ""
+        if replacing:
+            out = sync(emulator, config, out.last_state, at=NOW + 7 * DAY)
+            requests += sum(1 for r in emulator.conversation_requests() if r["phone"] == z.lstrip("+"))
+            note = " (the sync 7 days after the first: the contacts' weekly whole read)"
+        synced = sum(1 for r in out.records if r["phone"] == z.lstrip("+"))
+        return row(30, synced, requests, out, note)
+
+
 def warnings(out: cli.Output) -> list[str]:
     return [m["log"]["message"] for m in out.of_type("LOG") if m["log"]["level"] == "WARN"]
 
@@ -161,6 +189,10 @@ CASES: list[tuple[str, str, Callable[[], dict], str]] = [
      lambda: other_number(True), "48 messages never found, no warning"),
     ("the same, the other number's inbox refused", "`/v1/message/inbox/32` refused",
      lambda: other_number(False), "48 messages never found, no warning"),
+    ("a phone the lists leave out, added to the contacts (at the end) after the first sync", "`Listing(unlisted_phones=...)`",
+     lambda: contact_alone(False), "synced the next sync (contacts read whole every sync)"),
+    ("the same, in place of another contact past page 1", "contact 21 of 24 replaced",
+     lambda: contact_alone(True), "synced the next sync (contacts read whole every sync)"),
 ]
 
 
@@ -174,9 +206,10 @@ def render() -> str:
         "## Change detection and discovery against unusual lists (issue 21)",
         "",
         "Written by `python -m integration_tests.reliability.lists` (the cases pinned by integration_tests/test_changes.py, "
-        "test_coverage.py, test_numbers.py and unit_tests/test_paging.py). *To sync*: the messages the case is about (two "
+        "test_coverage.py, test_numbers.py, unit_tests/test_paging.py and, for the contacts, unit_tests/test_contacts.py). *To sync*: the messages the case is about (two "
         "forms: every message in each form's partition; pending: the statuses that turned final); *synced*: of those, "
-        "in the sync that follows (two forms, virtual numbers: the same sync; pending: over the 19 syncs, as DELIVERED). "
+        "in the sync that follows (two forms, virtual numbers: the same sync; pending: over the 19 syncs, as DELIVERED; a contact "
+        "replaced past page 1: the sync 7 days after the first, the one before it found nothing that changed). "
         "The one case not synced is the one the connector cannot see and says so: a number whose inbox the API refuses.",
         "",
         *rows,
