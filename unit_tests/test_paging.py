@@ -226,6 +226,24 @@ def test_a_page_of_what_was_read_at_the_top_is_told_from_page_1_again_by_page_2_
         "which showed that the API honours `page`, and the read went on"
     )
 
+
+def test_a_pass_whose_page_1_holds_the_whole_conversation_ends_the_read_with_it():
+    # found by the soak (page_repeated and shuffle_ties, pages of 1000): 1,956 messages of one second
+    # and 8 without a time; page 2 is another 1,000 of that second (page 1 again, in another order),
+    # so the pages show a second of 2,000, read in passes: each pass's page 2 was page 1 again, the 8
+    # were never passed (they are not of the second) and identical copies were counted twice
+    second = [MessageBuilder(f"m{i}", 5000).build() for i in range(1956)]
+    timeless = [MessageBuilder(f"t{i}", (0, None)[i % 2]).build() for i in range(8)]
+    read = Read("393331234567", 1000)
+    assert take(read, 1, second[:1000], 1964, limit=1000) == []
+    assert take(read, 2, second[956:], 1964, limit=1000) == [] and read.next == (1, 1999)  # passes
+    passed = take(read, 1, second + timeless, 1964, limit=1999)
+    assert ids(passed) == ids(second + timeless) and read.next is None and read.extra == 1
+    assert read.notes()[0] == (
+        "page 1 of 1999 held the whole conversation (1964 messages), where its pages had shown 2000 messages of one "
+        "second: the conversation was read in one answer of 2000"
+    )
+
 def test_messages_older_than_the_start_are_dropped_and_times_that_place_nothing_kept():
     read = Read("393331234567", 10, lower=50, upper=1000)
     listed = [MessageBuilder("a", 2000).build(), MessageBuilder("b", 60).build(), MessageBuilder("c", 0).build(),

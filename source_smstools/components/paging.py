@@ -15,8 +15,9 @@ trusted beyond what the answers read so far show:
   `total` fell at a boundary inside it), it is read whole in one window, between messages of the
   seconds before and after it. A run larger than one answer can hold is read across pages in
   passes, deduplicated, until two passes agree (a stable order) or every position is accounted for:
-  never an error that the next sync would meet again. Messages without a usable time (missing, 0,
-  negative) that share a value are a run too.
+  never an error that the next sync would meet again; where a pass's page 1 holds the whole
+  conversation (pages that said more were not what was asked for), that answer is the read.
+  Messages without a usable time (missing, 0, negative) that share a value are a run too.
 - A read ends at a short or empty page, or where `total` says when it never changed during the read,
   or before the last page on evidence (`stops_early`). An API that ignores `page` is read in one
   answer of the largest size when the conversation fits in it.
@@ -645,8 +646,19 @@ class Read:
         """One answer of a pass over a large run: its members counted; once the pass is over, the
         run is settled when two passes agree (a stable order: the members by position), or when every
         position is accounted for, or, the conversation moving, when passes stop finding anything new;
-        else the next pass."""
+        else the next pass. A page 1 shorter than asked is the whole conversation: the read ends with it."""
         run = plan.run
+        if answer.ask[0] == 1 and len(answer.messages) < answer.ask[1] and self.early is not None and not (
+            self.fell or run.moved
+        ):
+            # page 1 shorter than asked holds the whole conversation, where the pages had shown one
+            # second alone larger than one answer, `total` unmoved: pages not what was asked for
+            # (where it fell, messages deleted: the check at the read's end looks for what moved)
+            self.ignored = (
+                f"page 1 of {answer.ask[1]} held the whole conversation ({len(answer.messages)} messages), where its "
+                f"pages had shown {run.end - run.start + 1} messages of one second"
+            )
+            return self._whole(plan, answer)
         members = [m for m in answer.messages if run.holds(m)]
         plan.found += members
         plan.totals.add(answer.total)
