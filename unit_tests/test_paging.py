@@ -192,6 +192,58 @@ def test_an_api_that_ignores_the_page_fails_the_phone_when_the_conversation_does
     assert failure.value.failure_type == FailureType.system_error
 
 
+
+def _twin(at=3000):
+    return {"messageId": None, "direction": "inbound", "sender": "393331234567", "receiver": "Smstools",
+            "message": "ok", "unixDatetime": at}
+
+
+@pytest.mark.parametrize("page2, fails", [("again", True), ("rest", False)])
+def test_a_page_of_what_was_read_at_the_top_is_told_from_page_1_again_by_page_2_of_2000(page2, fails):
+    # pages of 1: page 2 holds page 1's one inbound message again, under a total that promises more;
+    # the conversation's top does not fit one answer, so page 2 of 2000 says whether `page` is honoured
+    top = [_twin(), _twin()] + [MessageBuilder(f"m{i}", 2999 - i).build() for i in range(2003)]
+    read = Read("393331234567", 1)
+    take(read, 1, [_twin()], 10**9, limit=1)
+    assert take(read, 2, [_twin()], 10**9, limit=1) == [] and read.next == (1, 2000)
+    assert take(read, 1, top[:2000], 10**9, limit=2000) == [] and read.next == (2, 2000)
+    if fails:
+        with pytest.raises(PagingError) as failure:
+            take(read, 2, top[:2000], 10**9, limit=2000)
+        assert failure.value.message == (
+            "Phone 393331234567, page 2: page 2 held only messages of one second read already (identical messages "
+            "without a messageId, or an API that answers every page with page 1), and page 2 of 2000 holds page 1's "
+            "messages again: the API ignores `page`, and the conversation does not fit in one answer (2000 "
+            "messages); its cursor stays where it was, the next sync reads it again."
+        )
+        return
+    assert take(read, 2, top[2000:], 10**9, limit=2000) == [] and read.next == (3, 1)  # page 2 taken: the twin
+    assert take(read, 3, top[2:3], 10**9, limit=1) == [] and read.next == (1, 5)  # the second, read whole
+    passed = take(read, 1, top[:5], 10**9, limit=5)
+    assert [m.get(OCCURRENCE) for m in passed] == [None, 2] and read.next == (4, 1)
+    assert read.notes()[-1] == (
+        "page 2 held only messages of one second read already: the conversation's top was read in answers of 2000, "
+        "which showed that the API honours `page`, and the read went on"
+    )
+
+
+def test_a_pass_whose_page_1_holds_the_whole_conversation_ends_the_read_with_it():
+    # found by the soak (page_repeated and shuffle_ties, pages of 1000): 1,956 messages of one second
+    # and 8 without a time; page 2 is another 1,000 of that second (page 1 again, in another order),
+    # so the pages show a second of 2,000, read in passes: each pass's page 2 was page 1 again, the 8
+    # were never passed (they are not of the second) and identical copies were counted twice
+    second = [MessageBuilder(f"m{i}", 5000).build() for i in range(1956)]
+    timeless = [MessageBuilder(f"t{i}", (0, None)[i % 2]).build() for i in range(8)]
+    read = Read("393331234567", 1000)
+    assert take(read, 1, second[:1000], 1964, limit=1000) == []
+    assert take(read, 2, second[956:], 1964, limit=1000) == [] and read.next == (1, 1999)  # passes
+    passed = take(read, 1, second + timeless, 1964, limit=1999)
+    assert ids(passed) == ids(second + timeless) and read.next is None and read.extra == 1
+    assert read.notes()[0] == (
+        "page 1 of 1999 held the whole conversation (1964 messages), where its pages had shown 2000 messages of one "
+        "second: the conversation was read in one answer of 2000"
+    )
+
 def test_messages_older_than_the_start_are_dropped_and_times_that_place_nothing_kept():
     read = Read("393331234567", 10, lower=50, upper=1000)
     listed = [MessageBuilder("a", 2000).build(), MessageBuilder("b", 60).build(), MessageBuilder("c", 0).build(),

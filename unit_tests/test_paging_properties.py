@@ -183,6 +183,30 @@ def test_where_nothing_moves_every_message_is_passed_once_and_nothing_fails(mess
     check(outcome, None)
 
 
+
+def test_page_1_for_every_page_under_a_total_that_lies_ends_with_the_conversation_read_in_one_answer():
+    """The soak's case (6.170.17, b'AAFBAUECAEEEQQBBAAAAQQABQQEBQQIAQQA='): two messages of one
+    second, the first inbound (no messageId), pages of 1, `page_repeated` and `total_inflated`. Page 2
+    is page 1 again: that second going on with an identical message, or page 1 for every page; paging
+    on never ended (2,000 requests, the harness's bound; in production MAX_PAGES, every sync)."""
+    reply = {"messageId": None, "direction": "inbound", "sender": PHONE, "receiver": "Smstools",
+             "message": "reply 0", "unixDatetime": NEWEST, "_id": 0}
+    text = {"messageId": "m1", "direction": "outbound", "sender": "Smstools", "receiver": PHONE,
+            "message": "text 1", "unixDatetime": NEWEST, "_id": 1}
+    paging = Read(PHONE, 1, None, NEWEST + 86_400)
+    asked, passed = [], []
+    for listed in ([reply], [reply], [reply, text]):  # what the emulator answers to each request
+        asked.append(paging.next)
+        passed += paging.take(Reply(paging.next, paging.next[0], 1_000_000_000, [dict(m) for m in listed]))
+    assert asked == [(1, 1), (2, 1), (1, 2000)] and paging.next is None
+    assert passed == [reply, text]
+    assert paging.notes() == [
+        "page 2 held only messages of one second read already (identical messages without a messageId, or an API "
+        "that answers every page with page 1): the conversation was read in one answer of 2000"
+    ]
+    outcome = read([reply, text], 1, {"page_repeated", "total_inflated"}, 0)  # the same, through the emulator's model
+    assert (outcome.passed, outcome.requests, outcome.error) == ([reply, text], 3, None)
+
 @settings(PROFILE)
 @given(conversations(), sizes, st.sampled_from([INSERTING, DELETING]), st.integers(0, 2**16), st.data())
 def test_where_messages_move_between_answers_none_is_lost_without_an_error(messages, size, kinds, seed, data):

@@ -15,11 +15,18 @@ trusted beyond what the answers read so far show:
   `total` fell at a boundary inside it), it is read whole in one window, between messages of the
   seconds before and after it. A run larger than one answer can hold is read across pages in
   passes, deduplicated, until two passes agree (a stable order) or every position is accounted for:
-  never an error that the next sync would meet again. Messages without a usable time (missing, 0,
-  negative) that share a value are a run too.
+  never an error that the next sync would meet again; where a pass's page 1 holds the whole
+  conversation (pages that said more were not what was asked for), that answer is the read.
+  Messages without a usable time (missing, 0, negative) that share a value are a run too.
 - A read ends at a short or empty page, or where `total` says when it never changed during the read,
   or before the last page on evidence (`stops_early`). An API that ignores `page` is read in one
   answer of the largest size when the conversation fits in it.
+- A full page of nothing but messages read already, all of the one second the read has found so
+  far, is that second going on (identical messages without a messageId, or ties in another order),
+  or an API that answers every page with page 1, under a total that may promise more forever: the
+  conversation's top is read in one answer of the largest size, which ends the read when it holds
+  the whole conversation; else page 2 of that size tells the two apart (page 1's messages again:
+  the phone fails, no request reaches further).
 - Identical messages without a messageId (two inbound texts of one second) are two messages: the
   second one is passed with OCCURRENCE 2 (records.MessageFields gives it an `id` of its own).
 
@@ -299,6 +306,7 @@ class Step:
     stale: int = 0  # passes in a row that found nothing new
     totals: set = field(default_factory=set)  # the totals its answers said (more than one: it moved)
     cuts: set = field(default_factory=set)  # `check`: the seconds an answer ended in
+    held: Optional[Reply] = None  # `top`: the page that made it be asked, taken once it is settled
 
 
 class Read:
@@ -338,6 +346,7 @@ class Read:
         self.said_total: Optional[int] = None  # the total of the last answer
         self.fell = False  # an answer's total was lower than the one before: messages went, others moved up
         self.checked = False
+        self.probed = False  # the conversation's top was read in one answer (`top`)
 
     # -- an answer in ---------------------------------------------------------------------------
 
@@ -351,7 +360,8 @@ class Read:
         if self.plans:
             self.extra += 1
             plan = self.plans[0]
-            step = {"run": self._run_read, "passes": self._passed, "whole": self._whole, "check": self._checked}[plan.kind]
+            step = {"run": self._run_read, "passes": self._passed, "whole": self._whole, "check": self._checked,
+                    "top": self._top}[plan.kind]
             return step(plan, answer)
         return self._page(answer)
 
@@ -361,6 +371,8 @@ class Read:
             return self._whole_plan(page, f"the answer says it is page {answer.page}, not the page asked for")
         if page > 1 and self._repeats(messages, answer.total):
             return self._whole_plan(page, f"the answer repeats page {self.page} ({len(messages)} messages)")
+        if page > 1 and self._again(messages):
+            return self._top_plan(answer)
         out: list = []
         skip = 0
         if page > 1:
@@ -402,6 +414,16 @@ class Read:
             return False
         twins = self.run is not None and all(not named(m) and second(m) == self.run.last for m in messages)
         return not twins
+
+    def _again(self, messages: list) -> bool:
+        """Whether a full page holds only messages of the held run read already, the run being all
+        the read has found (one second, from the top): that second going on, or page 1 again
+        (`_top_plan`)."""
+        run = self.run
+        return (
+            not self.probed and run is not None and run.before is None and run.first == run.last
+            and len(messages) >= self.size and all(second(m) == run.last and run.counted[key(m)] for m in messages)
+        )
 
     def _above(self, messages: list, grew: int) -> Tuple[list, int]:
         """The page's first messages that belong above what was read, being newer than its last
@@ -624,8 +646,19 @@ class Read:
         """One answer of a pass over a large run: its members counted; once the pass is over, the
         run is settled when two passes agree (a stable order: the members by position), or when every
         position is accounted for, or, the conversation moving, when passes stop finding anything new;
-        else the next pass."""
+        else the next pass. A page 1 shorter than asked is the whole conversation: the read ends with it."""
         run = plan.run
+        if answer.ask[0] == 1 and len(answer.messages) < answer.ask[1] and self.early is not None and not (
+            self.fell or run.moved
+        ):
+            # page 1 shorter than asked holds the whole conversation, where the pages had shown one
+            # second alone larger than one answer, `total` unmoved: pages not what was asked for
+            # (where it fell, messages deleted: the check at the read's end looks for what moved)
+            self.ignored = (
+                f"page 1 of {answer.ask[1]} held the whole conversation ({len(answer.messages)} messages), where its "
+                f"pages had shown {run.end - run.start + 1} messages of one second"
+            )
+            return self._whole(plan, answer)
         members = [m for m in answer.messages if run.holds(m)]
         plan.found += members
         plan.totals.add(answer.total)
@@ -741,6 +774,42 @@ class Read:
         return out
 
     # -- an API that ignores `page` ---------------------------------------------------------
+
+    def _top_plan(self, answer: Reply) -> list:
+        """A page of nothing but what was read already, at the top (`_again`): the messages going on
+        cannot be told from an API that answers every page with page 1, and paging on would never
+        end where its total lies too. Page 1, which such an API answers right, of the largest size."""
+        self.probed = True
+        page = answer.ask[0]
+        why = (
+            f"page {page} held only messages of one second read already (identical messages without a messageId, "
+            "or an API that answers every page with page 1)"
+        )
+        self.plans.append(Step("top", (1, MAX_LIMIT), page=page, why=why, held=answer))
+        self.next = (1, MAX_LIMIT)
+        return []
+
+    def _top(self, plan: Step, answer: Reply) -> list:
+        """The conversation's top: the whole conversation when it fits (the read ends with it);
+        else page 2 of the same size, which an API that ignores `page` answers with page 1's messages
+        again (the phone fails: no request reaches further); one that does not honours it, and the
+        page is taken as it came."""
+        if plan.ask[0] == 1:
+            if len(answer.messages) < MAX_LIMIT and self.early is not None:
+                self.ignored = plan.why
+                return self._whole(plan, answer)
+            plan.found = answer.messages
+            plan.ask = self.next = (2, MAX_LIMIT)
+            return []
+        if answer.page != 2 or Counter(_keys(answer.messages)) == Counter(_keys(plan.found)):
+            raise PagingError(
+                self.phone, plan.page,
+                f"{plan.why}, and page 2 of {MAX_LIMIT} holds page 1's messages again: the API ignores `page`, and "
+                f"the conversation does not fit in one answer ({MAX_LIMIT} messages)",
+            )
+        self.counts["top"] = plan.page
+        self.plans.popleft()
+        return self._page(plan.held)
 
     def _whole_plan(self, page: int, what: str) -> list:
         """The conversation in one answer of the largest size, when what was passed so far is known
@@ -874,6 +943,11 @@ class Read:
             )
         if c["ignored"]:
             said.append(f"{self.ignored}: the conversation was read in one answer of {MAX_LIMIT}")
+        if c["top"]:
+            said.append(
+                f"page {c['top']} held only messages of one second read already: the conversation's top was read "
+                f"in answers of {MAX_LIMIT}, which showed that the API honours `page`, and the read went on"
+            )
         if self.changed:
             said.append(f"the conversation's total changed on {self.changed} of {self.page} pages while it was read")
         if self.odd or self.later:
