@@ -3,9 +3,13 @@ fails the stream (the phones read well keep what they read). The clock is a coun
 
 from __future__ import annotations
 
+import threading
+from unittest.mock import patch
+
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_smstools.components.conversation import Outcomes, key_of, url_key
+from source_smstools.components.discovery import PhonePartitionRouter
 
 
 class Clock:
@@ -57,3 +61,26 @@ def test_only_an_incremental_sync_defers_failures_and_never_for_the_last_phone()
     outcomes.deferred = True
     outcomes.loud.add("2")
     assert outcomes.defers("1") and not outcomes.defers("2")
+
+
+def test_handing_out_waits_while_too_many_reads_are_under_way_and_goes_on_when_one_ends():
+    outcomes = Outcomes(Clock())
+    outcomes.ahead(3, 3, patience=0)  # 3 under way, 3 allowed: no wait
+    ender = threading.Thread(target=outcomes.end, args=("1",))
+    ender.start()
+    outcomes.ahead(4, 3, patience=60)  # 4 under way: back once one ended (the notify, not the 60 s)
+    ender.join()
+    # two forms of one number are two reads of one key: each end counts
+    outcomes.end("1")
+    outcomes.ahead(5, 3, patience=0)
+    outcomes.ahead(9, 3, patience=0)  # nothing ends: the wait gives up at once and the caller goes on
+
+
+def test_the_router_asks_to_wait_before_each_phone_it_hands_out():
+    config = {"client_id": "x", "client_secret": "y", "phone_numbers": ["+1555000001", "+1555000002", "+1555000003"]}
+    made = PhonePartitionRouter(config=config, parameters={})
+    asked = []
+    with patch.object(Outcomes, "ahead", lambda self, handed, most: asked.append((handed, most))):
+        phones = [s.partition["phone"] for s in made.stream_slices()]
+    assert sorted(phones) == ["+1555000001", "+1555000002", "+1555000003"]
+    assert asked == [(0, 1000), (1, 1000), (2, 1000)]

@@ -92,6 +92,7 @@ class Outcomes:
         self._clock = clock
         self._active = clock()
         self._ended: set[str] = set()
+        self._ends = 0  # reads ended, each counted (two forms of one number are two reads of one key)
         self.failed: dict[str, AirbyteTracedException] = {}
         self.loud: set[str] = set()
         self.deferred = False
@@ -115,10 +116,20 @@ class Outcomes:
     def end(self, key: str, failure: Optional[AirbyteTracedException] = None) -> None:
         with self._cond:
             self._ended.add(key)
+            self._ends += 1
             if failure is not None:
                 self.failed.setdefault(key, failure)
             self._active = self._clock()
             self._cond.notify_all()
+
+    def ahead(self, handed: int, most: int, patience: float = 1.0) -> None:
+        """Until at most `most` of the `handed` reads handed out are not over. Soft: an end not seen
+        for `patience` seconds (a read waiting out a rate limit, one that ends unseen) lets the
+        caller go on, one read at a time, so it never stalls the sync."""
+        with self._cond:
+            while handed - self._ends > most:
+                if not self._cond.wait(timeout=patience):
+                    return
 
     def wait(self, keys: Iterable[str], stop: Callable[[], bool], poll: float = 5.0) -> bool:
         """Until every phone of `keys` ended: True; False when `stop()` (the sync was refused) or
