@@ -22,7 +22,7 @@ from source_smstools.components.conversation import (
     conversation_of,
 )
 from source_smstools.components.errors import ConversationErrorHandler
-from source_smstools.components.paging import OCCURRENCE, Reply, PagingError, Read, stops_early, window
+from source_smstools.components.paging import MAX_LIMIT, OCCURRENCE, Reply, PagingError, Read, Tally, key, stops_early, window
 from unit_tests.mock_server.record_builder import MessageBuilder, messages
 
 URL = "https://api.example.test/v1/conversation/393331234567?limit=3"
@@ -391,3 +391,29 @@ def test_a_message_that_random_deletes_move_past_a_page_read_is_passed_by_the_ch
     assert sorted(m["_id"] for m in outcome.throughout) == [12, 22, 23]
     assert sorted(m["_id"] for m in outcome.passed) == [1, 2, 4, 5, 7, 8, 9, 12, 15, 17, 22, 23]
     assert outcome.requests == 21
+
+
+# -- what a read keeps ---------------------------------------------------------------------------
+
+
+def test_a_long_read_keeps_the_keys_of_two_answers_and_a_tally_of_every_message():
+    # the keys hold each message's texts: a read keeps them for the last two answers of the largest
+    # size only (its Counter of them kept every key passed, at 0, as long as the read went on)
+    read = Read("393331234567", 1000)
+    listing = messages("m", list(range(60_000, 0, -10)))
+    passed = []
+    for page in range(1, 7):
+        passed += take(read, page, listing[(page - 1) * 1000 : page * 1000], 6000, limit=1000)
+    assert len(passed) == 6000 and read.next is None
+    assert len(read.recent) == len(read.recently) == 2 * MAX_LIMIT
+    assert (read.seen[key(listing[0])], read.seen[key(listing[-1])], read.seen[key(messages("x", [5])[0])]) == (1, 1, 0)
+
+
+def test_a_tally_counts_each_key_as_often_as_it_was_added_as_it_grows():
+    tally = Tally()
+    keys = [("m", str(i)) for i in range(1000)]
+    for k in keys:
+        tally.add(k)
+    tally.add(keys[7])
+    assert [tally[k] for k in keys[:9]] == [1, 1, 1, 1, 1, 1, 1, 2, 1]
+    assert sum(tally[k] for k in keys) == 1001 and tally[("m", "1000")] == 0

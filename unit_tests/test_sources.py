@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from source_smstools.components import sources
-from source_smstools.components.sources import PAGE_END, UNREADABLE, SourceEntries, parse_date, read_source
+from source_smstools.components.sources import PAGE_END, UNREADABLE, Entries, Listed, SourceEntries, parse_date, read_source
 from source_smstools.components.discovery import normalize_phone
 from source_smstools.components.book import Book
 from source_smstools.components.state import PerPhoneState
@@ -244,3 +244,24 @@ def test_entry_ids_tell_what_is_new_only_where_they_are_seen_to_grow_with_the_da
     assert sources.top_id(read_of([(None, 1_000)] + counted)) is None
     # the position keeps the highest seen, this read's or the last sync's
     assert sources.position(read_of(counted), {"newest": 1_000, "top": 500}, 5_000)["top"] == 500
+
+
+def test_entries_kept_in_columns_read_back_as_they_were_listed():
+    listed = [
+        ("393331000000", 1_749_113_086, "12"), (None, None, None), ("393331000000", 5, "007"), ("44", -3, "abc"),
+        ("393331000001", 0, "0"), ("393331000001", 7, "12345678901234567890"), ("x", 8, "²"), ("y", 9, ""),
+    ]
+    entries = Entries(listed)
+    assert list(entries) == listed and entries == listed and len(entries) == 8
+    assert entries[-1] == ("y", 9, "") and entries[2:4] == listed[2:4] and entries[5:] == listed[5:]
+    # a phone named by many entries is one string
+    assert entries[0][0] is entries[2][0]
+    with pytest.raises(IndexError):
+        entries[8]
+
+
+def test_what_a_source_listed_is_each_phone_and_date_it_listed():
+    listed = Listed([("39333", 30), ("39333", 10), ("39334", 20), ("39333", 30)])
+    assert ("39333", 10) in listed and ("39333", 30) in listed and ("39334", 20) in listed
+    assert ("39333", 20) not in listed and ("39335", 10) not in listed and ("39333", "10") not in listed
+    assert sorted(listed) == [("39333", 10), ("39333", 30), ("39334", 20)] and len(listed) == 3

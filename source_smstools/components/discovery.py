@@ -2,6 +2,7 @@
 
 import logging
 import re
+import sys
 import zlib
 from dataclasses import InitVar, dataclass
 from typing import Any, Iterable, Mapping, Optional
@@ -272,7 +273,8 @@ class PhonePartitionRouter(PartitionRouter):
             one = SubstreamPartitionRouter(parent_stream_configs=[parents["contacts"]], config=self.config, parameters={})
             first = next((r for r in requesters if r.name == "contacts"), None)
             fetch = page_reader(first, self.config, detection.page_size, records_key="contacts") if first is not None else None
-            mine = lambda values: [p for p in map(normalize_phone, values) if p and self._mine(p)]  # noqa: E731
+            # one string a phone, the same as the inbox's and the log's entries hold (sources.Entries)
+            mine = lambda values: [sys.intern(p) for p in map(normalize_phone, values) if p and self._mine(p)]  # noqa: E731
             try:
                 found = detection.contacts(
                     (lambda: fetch(1)) if fetch is not None else None,

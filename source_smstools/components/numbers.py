@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 from source_smstools.components.context import sync_of
 from source_smstools.components.pages import body_of
 from source_smstools.components.session import Refused
-from source_smstools.components.sources import Fetch, SourceRead, Unreadable, Window, page_reader, read_source
+from source_smstools.components.sources import Fetch, Listed, SourceRead, Unreadable, Window, page_reader, read_source
 
 logger = logging.getLogger("airbyte")
 
@@ -135,7 +135,7 @@ def joined_windows(windows: Mapping[str, Window]) -> dict[str, Window]:
     if len(parts) > 1:
         afters = [w.after for w in parts if w.after is not None]
         result["inbox"] = Window(
-            max(afters) if afters else None, min(w.upto for w in parts), frozenset().union(*(w.listed for w in parts))
+            max(afters) if afters else None, min(w.upto for w in parts), Listed(pair for w in parts for pair in w.listed)
         )
     elif parts:
         result["inbox"] = parts[0]
