@@ -6,6 +6,8 @@ import json
 from unittest import TestCase
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import requests
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ResponseAction
@@ -14,7 +16,7 @@ from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 
 from source_smstools import SourceSmstools
-from source_smstools.components.discovery import normalize_phone
+from source_smstools.components.discovery import ALONE, grouped, normalize_phone
 from source_smstools.components.errors import SkipUnavailableStream
 from source_smstools.components.book import Book
 from source_smstools.components.state import PerPhoneState, phone_cursors
@@ -175,3 +177,34 @@ def test_read_for_discovery_a_refusal_is_a_source_that_cannot_be_read(caplog):
         h.interpret_response(response(403, {"error": 403, "errorMsg": "Forbidden"}))
     assert error.value.message == "Smstools does not let this account read /v1/contact"
     assert [r for r in caplog.records if r.levelname == "WARNING"] == []  # the router says it, once
+
+
+# -- several phones a partition (discovery.grouped) ------------------------------------------------
+
+@pytest.mark.parametrize("phones, partitions, largest", [
+    (5_000, 5_000, 1), (5_003, 5_002, 2), (20_000, 10_418, 4), (100_000, 17_991, 20), (1_000_000, 29_394, 200),
+])
+def test_phones_go_one_a_partition_then_more_a_partition_as_they_grow(phones, partitions, largest):
+    groups = list(grouped(range(phones), ALONE))
+    assert (len(groups), max(map(len, groups))) == (partitions, largest)
+    assert groups[-1] == [phones - 1]  # the last alone
+
+
+def test_the_first_partitions_of_a_few_phones():
+    assert list(grouped("abcdefg", 2)) == [["a"], ["b"], ["c", "d"], ["e", "f"], ["g"]]
+    assert list(grouped("", 2)) == [] and list(grouped("a", 2)) == [["a"]]
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(n=st.integers(0, 3_000), alone=st.integers(1, 400))
+def test_grouped_hands_out_every_phone_once_in_order_the_last_alone_and_few_partitions(n, alone):
+    groups = list(grouped(range(n), alone))
+    assert [p for g in groups for p in g] == list(range(n))
+    assert n == 0 or groups[-1] == [n - 1]
+    handed = 0
+    for group in groups[:-1]:
+        assert 1 <= len(group) <= 1 + handed // alone  # as many as said, never more
+        handed += len(group)
+    # one more a partition for each further `alone`: alone × (1 + 1/2 + ... + 1/k) partitions, and the last
+    k = -(-n // alone)
+    assert len(groups) <= alone * sum(1 / j for j in range(1, k + 1)) + k + 1

@@ -12,7 +12,13 @@ unit_tests/test_state_seam.py fails if a CDK upgrade changes that order.
 The pages: `ConversationExtractor` gives each answer as one record, `ConversationPage` (the record
 filter: it knows the partition) feeds it to the partition's paging.Read and passes the messages it
 gives, and `ConversationPages` (the paginator) asks for the request the read names next. Each read is
-kept per partition, as the partition names its phone: one number listed in two forms is two reads.
+kept per phone, as the partition names it: one number listed in two forms is two reads.
+
+A partition may hold several phones (`PHONES`, from the router past its first phones: the CDK keeps
+one cursor a partition and, past 25,000, copies their keys for each new one): they are read one
+after another, the paginator moving to the next once a read is over. The phone under way is the
+token's (`phone`, for the URL) and `Conversation.current`'s (for the filter and the transformation,
+which the CDK hands the partition alone): one thread reads a partition, a page at a time.
 """
 
 import logging
@@ -41,6 +47,7 @@ from source_smstools.components.paging import Reply, PagingError, Read, seconds
 logger = logging.getLogger("airbyte")
 
 PAGE = "__page"  # the one record ConversationExtractor gives per answer: a paging.Reply
+PHONES = "phones"  # a partition's extra field: its phones, read in this order (PhonePartitionRouter)
 
 
 class Reads:
@@ -156,6 +163,13 @@ class Conversation:
         # phone -> the newest time of the messages its read passed (None: none), once the read is over
         self.done: dict[str, Optional[int]] = {}
         self.outcomes = Outcomes()
+        # partition's phone -> the phone its read is at, in a partition of several phones (PHONES)
+        self.current: dict[str, str] = {}
+
+    def phone_in(self, stream_slice: Optional[StreamSlice]) -> str:
+        """The phone a partition is reading now (its own, unless it holds several)."""
+        phone = phone_of(stream_slice)
+        return self.current.get(phone, phone)
 
 
 def begin(config: Any) -> Conversation:
@@ -183,6 +197,20 @@ def asked(url: str) -> Tuple[int, Optional[int]]:
 def phone_of(stream_slice: Optional[StreamSlice]) -> str:
     partition = getattr(stream_slice, "partition", None) or {}
     return str(partition.get("phone", ""))
+
+
+def phones_of(stream_slice: Optional[StreamSlice]) -> list[str]:
+    """A partition's phones, in the order they are read."""
+    extra = getattr(stream_slice, "extra_fields", None) or {}
+    return list(extra.get(PHONES) or [phone_of(stream_slice)])
+
+
+def token_phone(next_page_token: Any) -> Optional[str]:
+    """The phone a request's token names (a partition of several phones), else None."""
+    token = next_page_token or {}
+    token = token.get("next_page_token", token) if isinstance(token, Mapping) else {}  # the CDK wraps the paginator's token
+    phone = token.get("phone") if isinstance(token, Mapping) else None
+    return str(phone) if phone is not None else None
 
 
 def bounds(stream_slice: Optional[StreamSlice]) -> Tuple[Optional[int], Optional[int]]:
@@ -242,7 +270,7 @@ class ConversationPage(RecordFilter):
         stream_slice: Optional[StreamSlice] = None,
         next_page_token: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
-        phone = phone_of(stream_slice)
+        phone = self._part.phone_in(stream_slice)
         for record in records:
             answer = record.get(PAGE)
             read = self._reads.get(phone)
@@ -277,7 +305,8 @@ class ConversationPage(RecordFilter):
 @dataclass
 class ConversationPages(PaginationStrategy):
     """The next request of a phone's conversation, as its read names it: {"page", "limit"}, which the
-    requester sends; none once the read is over."""
+    requester sends (and `phone`, in a partition of several); once the read is over, the first
+    request of the partition's next phone ({"phone"}), or none after its last."""
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
@@ -288,8 +317,9 @@ class ConversationPages(PaginationStrategy):
         if isinstance(size, str):
             size = InterpolatedString.create(size, parameters=parameters).eval(self.config)
         self._page_size = int(size)
-        self._reads = conversation_of(self.config).reads
-        self._outcomes = conversation_of(self.config).outcomes
+        self._part = conversation_of(self.config)
+        self._reads = self._part.reads
+        self._outcomes = self._part.outcomes
 
     @property
     def initial_token(self) -> Optional[Any]:
@@ -307,12 +337,27 @@ class ConversationPages(PaginationStrategy):
         page_size_override: Optional[int] = None,
         stream_slice: Optional[StreamSlice] = None,
     ) -> Optional[Any]:
-        phone = phone_of(stream_slice)
+        part = self._part
+        phones = phones_of(stream_slice)
+        phone = part.phone_in(stream_slice)
         read = self._reads.get(phone)
-        if read is None or read.next is None:
-            return None
-        if key_of(phone) in self._outcomes.failed:
+        if read is not None and read.next is not None and key_of(phone) not in self._outcomes.failed:
+            page, limit = read.next
+            return {"page": page, "limit": limit, **({"phone": phone} if len(phones) > 1 else {})}
+        if read is not None:
             self._reads.end(phone)  # failed on an answer the error handler let through
+        after = _after(phones, phone)
+        if after is None:
+            part.current.pop(phones[0], None)
             return None
-        page, limit = read.next
-        return {"page": page, "limit": limit}
+        part.current[phones[0]] = after
+        return {"phone": after}  # its first request: no page, the API starts at 1
+
+
+def _after(phones: list[str], phone: str) -> Optional[str]:
+    """The phone read after `phone` in its partition, None after the last."""
+    try:
+        at = phones.index(phone)
+    except ValueError:
+        return None
+    return phones[at + 1] if at + 1 < len(phones) else None

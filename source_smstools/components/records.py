@@ -57,7 +57,8 @@ class MessageFields(RecordTransformation):
     config: Optional[Config] = None
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._observations = conversation_of(self.config if self.config is not None else {}).observations
+        self._part = conversation_of(self.config if self.config is not None else {})
+        self._observations = self._part.observations
 
     def transform(
         self,
@@ -66,7 +67,7 @@ class MessageFields(RecordTransformation):
         stream_state: Optional[StreamState] = None,
         stream_slice: Optional[StreamSlice] = None,
     ) -> None:
-        phone = str(stream_slice.partition["phone"]) if stream_slice else ""
+        phone = self._part.phone_in(stream_slice) if stream_slice else ""
         seconds = record.get("unixDatetime")
         if isinstance(seconds, str) and seconds.isdigit():  # a PHP backend's "1749113086"
             seconds = record["unixDatetime"] = int(seconds)
