@@ -86,10 +86,11 @@ def normalize_phone(value: Any) -> Optional[str]:
 
 @dataclass
 class PhonePartitionRouter(PartitionRouter):
-    """The conversation stream's partitions, one per phone: the configured `phone_numbers` as given,
-    or, when there are none, every phone found in the sources `phone_sources` names (contacts,
-    inbox, message log), normalised by `normalize_phone` and each read once; with a `shard` set, only
-    the phones of that shard (book.shard_of).
+    """The conversation stream's partitions: the configured `phone_numbers` as given, or, when there
+    are none, every phone found in the sources `phone_sources` names (contacts, inbox, message log),
+    normalised by `normalize_phone` and each read once; with a `shard` set, only the phones of that
+    shard (book.shard_of). One phone a partition for the first `alone` (ALONE), then several
+    (`grouped`), read one after another (conversation.ConversationPages).
 
     `discovery` is a SubstreamPartitionRouter over the contacts, inbox and message log streams
     (the CDK pages and retries them); this class only picks its sources, normalises and
