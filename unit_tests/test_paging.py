@@ -16,6 +16,7 @@ from airbyte_cdk.sources.types import StreamSlice
 
 from source_smstools.components.conversation import (
     PAGE,
+    PHONES,
     ConversationExtractor,
     ConversationPage,
     ConversationPages,
@@ -304,6 +305,30 @@ def test_one_number_in_two_forms_is_two_reads():
     reads = conversation_of(config).reads
     assert reads.get("+393331234567") is not reads.get("393331234567")
     assert pages.next_page_token(first, 2, None, stream_slice=digits) == {"page": 2, "limit": 3}
+
+
+def test_a_partition_of_several_phones_reads_them_one_after_another():
+    config = {"page_size": 3}
+    extractor, page, pages = components(config)
+    # the router's partition of two: its own phone first, then the one its PHONES name after it
+    both = StreamSlice(partition={"phone": "+393331234567"}, cursor_slice=SLICE.cursor_slice,
+                       extra_fields={PHONES: ["+393331234567", "+32470123456"]})
+    first = answer(1, [90, 80], total=2)
+    assert ids(page.filter_records(extractor.extract_records(first), {}, both)) == ["m0", "m1"]
+    # the first phone's read is over: the next request is the other phone's page 1 (no page asked)
+    assert pages.next_page_token(first, 2, None, stream_slice=both) == {"phone": "+32470123456"}
+    part = conversation_of(config)
+    assert part.phone_in(both) == "+32470123456" and part.done == {"+393331234567": 90}
+    other = answer(1, [70, 60, 55], total=4, prefix="o")
+    # the page's last second waits for the next page, as in any read (seconds read whole)
+    assert ids(page.filter_records(extractor.extract_records(other), {}, both)) == ["o0", "o1"]
+    # a page of the second phone names it, for the URL
+    assert pages.next_page_token(other, 3, None, stream_slice=both) == {"page": 2, "limit": 3, "phone": "+32470123456"}
+    last = answer(2, [54], total=4, prefix="p")
+    assert ids(page.filter_records(extractor.extract_records(last), {}, both)) == ["o2", "p0"]
+    assert pages.next_page_token(last, 1, None, stream_slice=both) is None  # its last phone: the partition ends
+    assert part.done == {"+393331234567": 90, "+32470123456": 70} and part.current == {}
+    assert part.phone_in(both) == "+393331234567"
 
 
 def test_a_failed_read_is_forgotten():

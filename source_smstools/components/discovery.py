@@ -36,6 +36,7 @@ _DIGITS = re.compile(r"[0-9]{6,15}")
 # CDK looks at each of the 10,000 futures whenever it checks the limit (ThreadPoolManager._prune_futures):
 # 0.24 ms of CPU per phone at 40,000 phones, none below 10,000. 1,000 keeps 20 workers fed.
 AHEAD = 1000
+FED = 50  # partitions handed out ahead, at least, whatever their size: 20 workers fed with groups of 200 phones
 # phones handed out one a partition; past them, a partition holds one more phone for each further
 # ALONE (`grouped`): 10,400 partitions for 20,000 phones, 18,000 for 100,000, 29,400 for a million.
 # The CDK keeps a cursor a partition and, once it keeps 25,000, copies all their keys for each new
@@ -155,7 +156,7 @@ class PhonePartitionRouter(PartitionRouter):
         handed: list[str] = []
         outcomes = self._part.outcomes
         for group in grouped(self._last_safe(phones), self.alone):
-            outcomes.ahead(len(handed), AHEAD)
+            outcomes.ahead(len(handed), max(AHEAD, FED * len(group)))
             for phone in group:
                 late = detection.late.get(normalize_phone(phone) or phone) if detection is not None else None
                 self._part.reach[phone] = self._read_from(phone, pending, late)
