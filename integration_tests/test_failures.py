@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from integration_tests import cli
 from smstools_emulator import Emulator, make_conversation, sample_phones
 from source_smstools.components import changes
-from source_smstools.components.discovery import ALONE, PhonePartitionRouter
+from source_smstools.components import discovery
+from source_smstools.components.discovery import ALONE
 from source_smstools.components.records import message_id
 from source_smstools.components.state import phone_cursors
 
@@ -62,7 +63,7 @@ def test_phones_that_fail_for_good_lose_nothing_and_hold_no_other_back(sizes, fa
         config = cli.config(emulator, page_size=PAGE)
         if broken:
             emulator.set_faults(rate=1.0, kinds=(kind,), pages=(page,), phones=tuple(broken))
-        with patch.object(PhonePartitionRouter, "alone", alone):
+        with patch.object(discovery, "ALONE", alone):
             first = sync(config, None, NOW + 60 * minute)
         assert first.returncode == (1 if fails else 0), first.errors
         if fails:
@@ -77,7 +78,7 @@ def test_phones_that_fail_for_good_lose_nothing_and_hold_no_other_back(sizes, fa
             assert cursors(first) == newest
             return
         emulator.set_faults()
-        with patch.object(PhonePartitionRouter, "alone", alone):
+        with patch.object(discovery, "ALONE", alone):
             second = sync(config, first.last_state, NOW + 3_600 + 60 * minute)
         assert second.returncode == 0, second.errors
         assert {r["id"] for r in first.records} | {r["id"] for r in second.records} == every

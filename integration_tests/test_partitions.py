@@ -18,7 +18,6 @@ from airbyte_cdk.sources.declarative.incremental.concurrent_partition_cursor imp
 from integration_tests import cli
 from smstools_emulator import Emulator, make_contact, make_conversation, sample_phones
 from source_smstools.components import changes, discovery
-from source_smstools.components.discovery import PhonePartitionRouter
 from source_smstools.components.state import phone_cursors
 
 NOW = 1_750_000_000
@@ -39,7 +38,7 @@ def several(alone: int, switch: int | None = None, kept: int | None = None):
             yield group
 
     with ExitStack() as stack:
-        stack.enter_context(patch.object(PhonePartitionRouter, "alone", alone))
+        stack.enter_context(patch.object(discovery, "ALONE", alone))
         stack.enter_context(patch.object(discovery, "grouped", spy))
         if switch is not None:
             stack.enter_context(patch.object(ConcurrentPerPartitionCursor, "SWITCH_TO_GLOBAL_LIMIT", switch))

@@ -17,11 +17,13 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 import yaml
 
 from integration_tests import cli
+from source_smstools.components import discovery
 from source_smstools.components.state import phone_cursors
 from release import manifest_only
 from smstools_emulator import Emulator, make_conversation, make_message, sample_phones
@@ -49,9 +51,9 @@ def cdk_only() -> Path:
     return CDK_VENV / "bin"
 
 
-def generic(bin: Path, form: Path, config: dict, state: Any = None, components: bool = True) -> cli.Output:
+def generic(bin: Path, form: Path, config: dict, state: Any = None, components: bool = True, debug: bool = False) -> cli.Output:
     """`read` in Airbyte's generic runtime, as the catalogue's manifest-only images run it."""
-    args = ["--manifest-path", str(form / "manifest.yaml")]
+    args = ["--manifest-path", str(form / "manifest.yaml")] + (["--debug"] if debug else [])
     if components:
         args += ["--components-path", str(form / "components.py")]
     env = {"AIRBYTE_ENABLE_UNSAFE_CODE": "true" if components else "false"}
@@ -187,3 +189,37 @@ def test_the_builder_edition_reads_listed_phones_without_custom_code(cdk_only: P
     assert dict(Counter(path for path, _ in requests(account).elements())) == {
         "/v1/conversation/393331000000": 3, "/v1/conversation/393331000001": 2,
     }
+
+
+def test_the_generic_runtime_reads_phones_several_a_partition_as_our_command(
+    cdk_only: Path, forms: Path, account: Emulator, tmp_path: Path
+) -> None:
+    # past `alone` phones the router puts several in a partition: lowered to 1 here, in the manifest
+    # the generic runtime reads, and in this process for ours
+    form = tmp_path / "several"
+    form.mkdir()
+    (form / "components.py").write_text((forms / "manifest-only" / "components.py").read_text())
+    manifest = yaml.safe_load((forms / "manifest-only" / "manifest.yaml").read_text())
+    manifest["definitions"]["conversation_stream"]["retriever"]["partition_router"]["alone"] = 1
+    (form / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    for p, n in zip(sample_phones(5)[3:], (25, 41)):
+        account.set_conversation(p, make_conversation(p, n, seed=4))
+    config = cli.config(account, phone_numbers=None, page_size=20, start_date=START)
+    with patch.object(discovery, "ALONE", 1):
+        ours = cli.call("read", config, cli.catalog(), None)
+    asked_by_ours = requests(account)
+    theirs = generic(cdk_only, form, config)
+    assert requests(account) == asked_by_ours
+    assert comparable(theirs) == comparable(ours)
+    assert {p: len(ts) for p, ts in cli.records_by_phone(theirs).items()} == {
+        "393331000000": 45, "393331000001": 30, "393331000002": 12, "393331000003": 25, "393331000004": 41}
+    pages = Counter()
+    for (path, _), n in asked_by_ours.items():
+        if path.startswith("/v1/conversation/"):
+            pages[path.rsplit("/", 1)[1]] += n
+    assert pages == {"393331000000": 3, "393331000001": 2, "393331000002": 1, "393331000003": 2, "393331000004": 3}
+    # the generic runtime's partitions (its debug log names each slice): 5 phones in 4, 1, 2, 1 and the last alone
+    debug = generic(cdk_only, form, config, debug=True)
+    slices = [m["log"]["message"] for m in debug.of_type("LOG") if m["log"]["message"].startswith("slice:")]
+    assert len(set(slices)) == 4, slices  # (each is logged twice: as it is made and as it is read)
+    assert comparable(debug)[0] == comparable(ours)[0]

@@ -108,8 +108,10 @@ class PhonePartitionRouter(PartitionRouter):
     parameters: InitVar[Mapping[str, Any]]
     discovery: Optional[SubstreamPartitionRouter] = None
     page_requesters: Optional[list] = None  # the inbox's and the log's HttpRequester (sources.page_reader)
+    # phones handed out one a partition before they go several a partition (`grouped`); ALONE unless
+    # the manifest says (a test of another runtime lowers it)
+    alone: Optional[int] = None
     _changes = None  # this sync's change detection, when on
-    alone = ALONE  # phones handed out one a partition, before they go several a partition (`grouped`)
     _done = False  # every phone handed out: the next sync's state is this sync's
     _handing = False  # a phone handed out (the CDK asks for the state between two slices when incremental)
 
@@ -122,6 +124,7 @@ class PhonePartitionRouter(PartitionRouter):
         self._lookback = int(self.config.get("lookback_window_days") or 0) * DAY
         self._start = start_of(self.config)
         self._shard = shard_setting(self.config)
+        self._alone = int(self.alone) if self.alone else ALONE
 
     def _listed(self) -> list[str]:
         return list(self.config.get("phone_numbers") or [])
@@ -155,7 +158,7 @@ class PhonePartitionRouter(PartitionRouter):
         pending = changes.live_pending(saved.changes.get("pending"), self._at) if detection is not None else {}
         handed: list[str] = []
         outcomes = self._part.outcomes
-        for group in grouped(self._last_safe(phones), self.alone):
+        for group in grouped(self._last_safe(phones), self._alone):
             outcomes.ahead(len(handed), max(AHEAD, FED * len(group)))
             for phone in group:
                 late = detection.late.get(normalize_phone(phone) or phone) if detection is not None else None
