@@ -16,6 +16,9 @@ from airbyte_cdk.sources.declarative.incremental.concurrent_partition_cursor imp
 )
 
 from integration_tests import cli
+from integration_tests.test_discovery import conversation_requests as requests
+from integration_tests.test_discovery import every_message as every
+from integration_tests.test_discovery import newest
 from smstools_emulator import Emulator, make_contact, make_conversation, sample_phones
 from source_smstools.components import changes, discovery
 from source_smstools.components.state import phone_cursors
@@ -52,21 +55,9 @@ def sync(config: dict, state=None, at: int = NOW, mode: str = "incremental") -> 
         return cli.in_process(config, cli.catalog(mode, "conversation"), state)
 
 
-def requests(emulator: Emulator) -> Counter:
-    return Counter(r["phone"] for r in emulator.conversation_requests())
-
-
-def every(emulator: Emulator, phone: str, since: int = 0) -> set[int]:
-    return {m["unixDatetime"] for m in emulator.conversation(phone) if m["unixDatetime"] >= since}
-
-
 def bare(phone: str) -> str:
     """A phone as discovery and the request log name it: digits with the country code."""
     return phone.lstrip("+")
-
-
-def newest(emulator: Emulator, phone: str) -> int:
-    return max(m["unixDatetime"] for m in emulator.conversation(phone))
 
 
 def test_listed_phones_several_a_partition_are_each_read_whole_once_in_both_modes():

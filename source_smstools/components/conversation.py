@@ -200,17 +200,16 @@ def phone_of(stream_slice: Optional[StreamSlice]) -> str:
 
 
 def phones_of(stream_slice: Optional[StreamSlice]) -> list[str]:
-    """A partition's phones, in the order they are read."""
+    """A partition's phones, in the order they are read (the router's list, not a copy: asked every page)."""
     extra = getattr(stream_slice, "extra_fields", None) or {}
-    return list(extra.get(PHONES) or [phone_of(stream_slice)])
+    return extra.get(PHONES) or [phone_of(stream_slice)]
 
 
-def token_phone(next_page_token: Any) -> Optional[str]:
-    """The phone a request's token names (a partition of several phones), else None."""
+def token_of(next_page_token: Any) -> Mapping[str, Any]:
+    """The paginator's token of a request ({} for the first), out of the CDK's wrapping."""
     token = next_page_token or {}
-    token = token.get("next_page_token", token) if isinstance(token, Mapping) else {}  # the CDK wraps the paginator's token
-    phone = token.get("phone") if isinstance(token, Mapping) else None
-    return str(phone) if phone is not None else None
+    token = token.get("next_page_token", token) if isinstance(token, Mapping) else {}
+    return token if isinstance(token, Mapping) else {}
 
 
 def bounds(stream_slice: Optional[StreamSlice]) -> Tuple[Optional[int], Optional[int]]:

@@ -20,7 +20,7 @@ from source_smstools.components.errors import SourceUnreadable, missed_phones
 from source_smstools.components import changes, numbers
 from source_smstools.components.book import DAY, shard_of, start_of
 from source_smstools.components.context import sync_of
-from source_smstools.components.conversation import PHONES, conversation_of, key_of, token_phone
+from source_smstools.components.conversation import PHONES, conversation_of, key_of, token_of
 from source_smstools.components.state import CHANGES, Saved
 from source_smstools.components.sources import WATCHED, page_reader
 
@@ -370,10 +370,9 @@ class PhonePartitionRouter(PartitionRouter):
         # asked by the CDK as each conversation request is made, in the thread that sends it
         phone = (getattr(kwargs.get("stream_slice"), "partition", None) or {}).get("phone")
         if phone is not None:
-            token = kwargs.get("next_page_token") or {}
-            phone = token_phone(token) or phone  # a partition of several phones names the one asked
-            token = token.get("next_page_token", token) or {}  # the CDK wraps the paginator's token
-            self._part.outcomes.asking(key_of(str(phone)), token.get("page", 1) if isinstance(token, Mapping) else 1)
+            token = token_of(kwargs.get("next_page_token"))
+            phone = token.get("phone") or phone  # a partition of several phones names the one asked
+            self._part.outcomes.asking(key_of(str(phone)), token.get("page", 1))
         return {}
 
     def get_request_headers(self, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
